@@ -1,0 +1,61 @@
+# co2net-pipeline: `make run` trains and evaluates on the embedded synthetic data, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+export DO_NOT_TRACK := true
+export KEDRO_DISABLE_TELEMETRY := true
+export MLFLOW_DISABLE_TELEMETRY := true
+
+# torch comes as the CPU build: from the local wheel folder pip is configured with when there is one,
+# otherwise from the PyTorch CPU index. Never a CUDA build unless TORCH_INDEX says so.
+FIND_LINKS := $(shell pip config get global.find-links 2>/dev/null || $(PYTHON) -m pip config get global.find-links 2>/dev/null)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+ifneq ($(strip $(FIND_LINKS)),)
+  TORCH_SOURCE := --find-links $(FIND_LINKS)
+else
+  TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
+endif
+
+.PHONY: setup run test bench lint lock viz clean-data
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install -q uv==0.13.9
+
+# Re-installs only when the lock or the project metadata changed.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	$(UV) pip install --python $(BIN)/python $(TORCH_SOURCE) -r requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed
+
+data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy: | setup
+	$(BIN)/co2net synthesize
+
+run: setup data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy
+	$(BIN)/kedro run --pipeline=train_eval
+	@$(BIN)/co2net summary
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+lint: setup
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+
+viz: setup
+	$(BIN)/kedro viz run
+
+# Regenerates requirements.lock from pyproject.toml (CPU torch).
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra dev $(TORCH_SOURCE) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements.lock

@@ -1,0 +1,219 @@
+"""Annotation sets: the W-TALC `.npy` folder, ActivityNet-style JSON and CSV ground truth.
+
+Every loader returns the same `Annotations` tables, so that the evaluator, the sampler and the
+synthetic generator never look at file formats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from co2net_pipeline.data.safe_npy import load_npy
+
+# I3D snippets are 16 frames at 25 fps.
+SNIPPETS_PER_SECOND = 25.0 / 16.0
+SHIPPED_DATASETS = {"thumos14": "Thumos14reduced", "activitynet12": "ActivityNet1.2"}
+DEFAULT_TEST_SUBSET = {"thumos14": "test", "activitynet12": "validation"}
+DEFAULT_TRAIN_SUBSET = {"thumos14": "validation", "activitynet12": "training"}
+
+
+@dataclass(frozen=True)
+class Annotations:
+    """One dataset's annotations.
+
+    videos: one row per video in file order: video_id, subset, duration_s, labels (list[str],
+        the video-level weak label).
+    segments: one row per ground-truth instance: video_id, t_start_s, t_end_s, label.
+    classlist: class names, index = class id (background = len(classlist) in the model).
+    ambiguous: THUMOS14 ambiguous intervals: video_id, t_start_s, t_end_s (may be empty).
+    """
+
+    name: str
+    classlist: list[str]
+    videos: pd.DataFrame
+    segments: pd.DataFrame
+    ambiguous: pd.DataFrame = field(default_factory=lambda: _empty_intervals())
+
+    def subset(self, subset: str | None) -> Annotations:
+        """The annotations of one subset (`None` keeps everything)."""
+        if subset is None:
+            return self
+        videos = self.videos[self.videos["subset"] == subset].reset_index(drop=True)
+        if videos.empty:
+            known = sorted(self.videos["subset"].unique())
+            raise ValueError(f"{self.name}: no video in subset '{subset}' (subsets: {known})")
+        keep = set(videos["video_id"])
+        segments = self.segments[self.segments["video_id"].isin(keep)].reset_index(drop=True)
+        ambiguous = self.ambiguous[self.ambiguous["video_id"].isin(keep)].reset_index(drop=True)
+        return Annotations(self.name, self.classlist, videos, segments, ambiguous)
+
+
+def _empty_intervals() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"video_id": pd.Series(dtype=str), "t_start_s": pd.Series(dtype=float), "t_end_s": pd.Series(dtype=float)}
+    )
+
+
+def seconds_to_snippets(seconds) -> np.ndarray:
+    """Seconds → snippet index as the reference does: round(t·25/16), round half to even."""
+    return np.round(np.asarray(seconds, dtype=np.float64) * SNIPPETS_PER_SECOND).astype(np.int64)
+
+
+def expected_snippets(duration_s) -> np.ndarray:
+    """Snippet count a video of this duration should have: round(duration·25/16)."""
+    return seconds_to_snippets(duration_s)
+
+
+def shipped_annotations_dir(dataset: str) -> Path:
+    """Folder of the annotation files shipped with the package (`thumos14`, `activitynet12`)."""
+    if dataset not in SHIPPED_DATASETS:
+        raise ValueError(f"unknown shipped dataset '{dataset}' (choose from {sorted(SHIPPED_DATASETS)})")
+    return Path(str(resources.files("co2net_pipeline.data") / "annotations" / dataset))
+
+
+def load_shipped_annotations(dataset: str) -> Annotations:
+    """The real THUMOS14 / ActivityNet1.2 annotations shipped inside the package."""
+    return load_wtalc_annotations(shipped_annotations_dir(dataset), name=dataset)
+
+
+def _decode(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+def load_wtalc_annotations(folder: str | Path, name: str | None = None) -> Annotations:
+    """Read a W-TALC `<Name>-Annotations/` folder (spec §1.1).
+
+    Segments stay in seconds and in file order; `labels_all` is the weak label. Object arrays are
+    read with the restricted unpickler (no code execution).
+    """
+    folder = Path(folder)
+    name = name or folder.name
+    required = ["videoname", "subset", "segments", "labels", "labels_all", "classlist", "duration"]
+    missing = [f"{f}.npy" for f in required if not (folder / f"{f}.npy").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: annotation folder lacks {', '.join(missing)}")
+    arrays = {f: load_npy(folder / f"{f}.npy") for f in required}
+    n = len(arrays["videoname"])
+    for key in required:
+        if key != "classlist" and len(arrays[key]) != n:
+            raise ValueError(
+                f"{folder / (key + '.npy')}: {len(arrays[key])} entries, videoname.npy has {n}"
+            )
+    video_ids = [_decode(v) for v in arrays["videoname"]]
+    classlist = [_decode(c) for c in arrays["classlist"]]
+    videos = pd.DataFrame(
+        {
+            "video_id": video_ids,
+            "subset": [_decode(s) for s in arrays["subset"]],
+            "duration_s": np.asarray(arrays["duration"], dtype=np.float64).reshape(n),
+            "labels": [[_decode(label) for label in labs] for labs in arrays["labels_all"]],
+        }
+    )
+    rows = []
+    for vid, segs, labs in zip(video_ids, arrays["segments"], arrays["labels"], strict=True):
+        segs = list(segs)
+        labs = list(labs)
+        if len(segs) != len(labs):
+            raise ValueError(
+                f"{folder}: video {vid} has {len(segs)} segments but {len(labs)} segment labels"
+            )
+        for seg, lab in zip(segs, labs, strict=True):
+            rows.append((vid, float(seg[0]), float(seg[1]), _decode(lab)))
+    segments = pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s", "label"])
+    ambiguous = _empty_intervals()
+    amb_file = folder / "Ambiguous_test.txt"
+    if amb_file.is_file():
+        ambiguous = load_ambiguous_intervals(amb_file)
+    return Annotations(name, classlist, videos, segments, ambiguous)
+
+
+def load_ambiguous_intervals(path: str | Path) -> pd.DataFrame:
+    """THUMOS14 `Ambiguous_test.txt`: `<video>  <start_s> <end_s>` per line (any whitespace)."""
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{lineno}: expected '<video> <start> <end>', got {line!r}")
+        rows.append((parts[0], float(parts[1]), float(parts[2])))
+    if not rows:
+        return _empty_intervals()
+    return pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s"])
+
+
+def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotations:
+    """ActivityNet-style JSON: `{"database": {video_id: {"subset", "duration", "annotations":
+    [{"segment": [s, e], "label": name}]}}}` (seconds). The class list is the sorted label set;
+    the weak label of a video is the sorted set of its segment labels.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{path}: expected an object with a 'database' mapping of videos")
+    videos, rows = [], []
+    for vid, entry in data["database"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: video {vid}: entry is not an object")
+        anns = entry.get("annotations", [])
+        labels = []
+        for i, ann in enumerate(anns):
+            try:
+                start, end = (float(x) for x in ann["segment"])
+                label = str(ann["label"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}: video {vid}: annotation {i} is malformed ({exc!r})") from exc
+            rows.append((vid, start, end, label))
+            labels.append(label)
+        duration = entry.get("duration")
+        videos.append(
+            (vid, str(entry.get("subset", "")), float(duration) if duration is not None else np.nan, sorted(set(labels)))
+        )
+    videos_df = pd.DataFrame(videos, columns=["video_id", "subset", "duration_s", "labels"])
+    segments = pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s", "label"])
+    classlist = sorted(segments["label"].unique().tolist())
+    return Annotations(name or path.stem, classlist, videos_df, segments)
+
+
+def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotations:
+    """A user's ground truth CSV `video_id,t_start,t_end,label` in seconds (all one subset)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"video_id": str, "label": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
+    missing = {"video_id", "t_start", "t_end", "label"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected video_id,t_start,t_end,label")
+    for col in ("t_start", "t_end"):
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(
+                f"{path}: row {row + 2} (video {table['video_id'].iloc[row]}): {col} is not a number"
+            )
+        table[col] = values.astype(np.float64)
+    segments = table.rename(columns={"t_start": "t_start_s", "t_end": "t_end_s"})[
+        ["video_id", "t_start_s", "t_end_s", "label"]
+    ]
+    groups = segments.groupby("video_id", sort=False)
+    videos = pd.DataFrame(
+        {
+            "video_id": list(groups.groups.keys()),
+            "subset": "all",
+            "duration_s": groups["t_end_s"].max().to_numpy(),
+            "labels": [sorted(set(g["label"])) for _, g in groups],
+        }
+    )
+    classlist = sorted(segments["label"].unique().tolist())
+    return Annotations(name or path.stem, classlist, videos, segments)
