@@ -1,0 +1,99 @@
+"""Kedro datasets for the project's own artifacts: the HDF5 stores and the trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+
+class FeatureStoreDataset(AbstractDataset):
+    """The validated HDF5 feature store.
+
+    `load()` returns a lazy `FeatureStore` (one HDF5 dataset per video, read on demand).
+    `save(pending)` takes the ingestion node's `PendingFeatureStore` and streams it to a temporary
+    file that replaces the old store only when complete; an unchanged input fingerprint skips the
+    write.
+    """
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self):
+        from co2net_pipeline.data.store import FeatureStore
+
+        if not Path(self._filepath).is_file():
+            raise DatasetError(f"{self._filepath}: no feature store yet; run the feature_ingestion pipeline")
+        return FeatureStore(Path(self._filepath))
+
+    def save(self, data) -> None:
+        Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        data.write(Path(self._filepath))
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class ArrayStoreDataset(AbstractDataset):
+    """Per-video named arrays (e.g. CAS and attention) in one HDF5 file, written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        from co2net_pipeline.data.store import read_array_store
+
+        return read_array_store(Path(self._filepath))
+
+    def save(self, data: dict) -> None:
+        from co2net_pipeline.data.store import write_array_store
+
+        Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        write_array_store(Path(self._filepath), data)
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class TorchModelDataset(AbstractDataset):
+    """A trained model as `{"state_dict", "model_config", "classlist", ...}` in one `.pt` file.
+
+    Loaded with `weights_only=True`: a model file cannot execute code.
+    """
+
+    def __init__(self, filepath: str, metadata: dict | None = None):
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        import torch
+
+        return torch.load(Path(self._filepath), map_location="cpu", weights_only=True)
+
+    def save(self, data: dict) -> None:
+        import torch
+
+        path = Path(self._filepath)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(data, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

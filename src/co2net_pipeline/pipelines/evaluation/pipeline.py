@@ -1,0 +1,28 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import evaluate_proposals, plot_video_examples
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                evaluate_proposals,
+                inputs=["proposals", "segments", "videos", "classlist", "params:evaluation"],
+                outputs=[
+                    "detection_metrics",
+                    "evaluation_report",
+                    "per_class_ap",
+                    "detections_activitynet_json",
+                    "map_vs_tiou_plot",
+                ],
+                name="evaluate_detections",
+            ),
+            node(
+                plot_video_examples,
+                inputs=["test_cas_store", "proposals", "segments", "videos", "classlist", "params:evaluation"],
+                outputs="video_plots",
+                name="plot_video_examples",
+            ),
+        ]
+    )

@@ -1,0 +1,19 @@
+"""Proposal generation (spec §5) from the stored test-set CAS and attention."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from co2net_pipeline.localization import ProposalParams, localize_videos, video_scores_table
+
+
+def generate_proposals(
+    test_cas_store: dict, classlist: list[str], ambiguous_intervals: pd.DataFrame, params: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Detections of every test video (snippets and seconds) and the video-level class scores."""
+    proposal_params = ProposalParams.from_dict(params)
+    outputs = {vid: (arrays["cas"], arrays["attention"]) for vid, arrays in test_cas_store.items()}
+    ambiguous = ambiguous_intervals if proposal_params.ambiguous_filter else None
+    detections = localize_videos(outputs, classlist, proposal_params, ambiguous)
+    scores = video_scores_table(outputs, classlist, proposal_params.topk_divisor)
+    return detections, scores

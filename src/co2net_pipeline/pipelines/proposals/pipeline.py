@@ -1,0 +1,16 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import generate_proposals
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                generate_proposals,
+                inputs=["test_cas_store", "classlist", "ambiguous_intervals", "params:proposals"],
+                outputs=["proposals", "video_scores"],
+                name="generate_proposals",
+            )
+        ]
+    )

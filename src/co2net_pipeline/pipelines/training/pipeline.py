@@ -1,0 +1,29 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import train
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                train,
+                inputs=[
+                    "feature_store",
+                    "videos",
+                    "segments",
+                    "ambiguous_intervals",
+                    "classlist",
+                    "data_split",
+                    "sampling_plan",
+                    "params:model",
+                    "params:loss",
+                    "params:training",
+                    "params:proposals",
+                    "params:evaluation",
+                ],
+                outputs=["trained_model", "training_history", "training_metrics", "loss_curves_plot"],
+                name="train_co2net",
+            )
+        ]
+    )
