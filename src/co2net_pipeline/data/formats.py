@@ -1,0 +1,440 @@
+"""Readers for the three feature input formats, all yielding `(video_id, features (T, 2D))` lazily.
+
+- "wtalc": `<dir>/<Name>-I3D-JOINTFeatures.npy`, an object array with one (T_i, 2D) entry per
+  video in the order of `<dir>/<Name>-Annotations/videoname.npy` (spec §1.1). Pickled, so it is
+  read whole — once, through the restricted unpickler — and entries are handed out as they are.
+- "npy-folder": `<dir>/<video_id>.npy` files (T, 2D), or `<dir>/rgb/<video_id>.npy` and
+  `<dir>/flow/<video_id>.npy` (T, D) each, concatenated RGB first; one file read at a time.
+- "hdf5": one file with one dataset (T, 2D) per video, or one group per video holding `rgb` and
+  `flow` datasets (T, D); a feature store written by `store.write_feature_store` also reads.
+
+Annotations: W-TALC folder, ActivityNet-style JSON or a ground-truth CSV (by path type).
+Problems raise `FeatureFormatError` (a `ValueError`) naming the file and the video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from co2net_pipeline.data.annotations import (
+    Annotations,
+    load_activitynet_json,
+    load_ground_truth_csv,
+    load_wtalc_annotations,
+)
+from co2net_pipeline.data.safe_npy import load_npy
+
+FORMATS = ("wtalc", "npy-folder", "hdf5")
+WTALC_FEATURES_SUFFIX = "-I3D-JOINTFeatures.npy"
+# Bytes hashed at each end of a file by the cheap fingerprint: a single big feature file gets
+# 1 MiB each side; files of a per-video folder get 64 KiB (thousands of files).
+_SAMPLE_BYTES = 1 << 20
+_FOLDER_SAMPLE_BYTES = 1 << 16
+
+
+class FeatureFormatError(ValueError):
+    """A feature file is missing, unreadable or not in the declared format."""
+
+
+def _file_digest(path: Path, sample: int | None, hasher) -> None:
+    """Feed `path`'s name, size, mtime and content (whole, or `sample` bytes at each end)."""
+    st = path.stat()
+    hasher.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    with open(path, "rb") as fh:
+        if sample is None or st.st_size <= 2 * sample:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                hasher.update(block)
+        else:
+            hasher.update(fh.read(sample))
+            fh.seek(-sample, os.SEEK_END)
+            hasher.update(fh.read(sample))
+
+
+def fingerprint_files(
+    paths: Iterable[Path], full: bool = False, sample: int = _SAMPLE_BYTES
+) -> str:
+    """Hex SHA-256 over files (directories: every file inside, sorted by relative path).
+
+    Cheap mode (default) hashes name, size, mtime_ns and the first and last `sample` bytes of each
+    file: any rewrite changes the mtime, and truncation or appending changes size and tail. It
+    does not notice an in-place edit that restores the mtime. `full=True` hashes every byte
+    (≈ 1–2 s per GB).
+    """
+    hasher = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            rel = f.relative_to(root) if root.is_dir() else Path(f.name)
+            hasher.update(f"{rel.as_posix()}\0".encode())
+            _file_digest(f, None if full else sample, hasher)
+    return hasher.hexdigest()
+
+
+class FeatureSource(ABC):
+    """Lazy access to one dataset's per-video snippet features.
+
+    video_ids: the videos the input holds, in its own order.
+    feature_width: 2D when it is known without reading every video (else None).
+    """
+
+    format: str = ""
+
+    def __init__(self, path: Path, annotation_paths: tuple[Path, ...] = ()):
+        self.path = Path(path)
+        self.annotation_paths = tuple(Path(p) for p in annotation_paths)
+
+    @property
+    @abstractmethod
+    def video_ids(self) -> list[str]: ...
+
+    @property
+    def feature_width(self) -> int | None:
+        return None
+
+    @abstractmethod
+    def location(self, video_id: str) -> str:
+        """The file (and key) holding `video_id`'s features, for error messages."""
+
+    @abstractmethod
+    def _read(self, video_id: str) -> np.ndarray: ...
+
+    def iter_features(
+        self, video_ids: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield `(video_id, features)` one video at a time, in `video_ids` order (default: source order).
+
+        features: the array as stored (any numeric dtype), normally (T, 2D); checking shape and
+        values is `validation`'s job.
+        """
+        for vid in self.video_ids if video_ids is None else video_ids:
+            yield vid, self._read(vid)
+
+    def _fingerprint_paths(self) -> list[Path]:
+        return [self.path]
+
+    def fingerprint(self, full: bool = False) -> str:
+        """Identity of the inputs (features and annotations) — see `fingerprint_files`."""
+        hasher = hashlib.sha256(f"{self.format}\0".encode())
+        sample = _FOLDER_SAMPLE_BYTES if self.path.is_dir() else _SAMPLE_BYTES
+        hasher.update(fingerprint_files(self._fingerprint_paths(), full, sample).encode())
+        hasher.update(fingerprint_files(self.annotation_paths, full).encode())
+        return hasher.hexdigest()
+
+    def close(self) -> None:
+        """Release cached data (the W-TALC object array)."""
+
+    def __enter__(self) -> FeatureSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class WtalcFeatureSource(FeatureSource):
+    """`<Name>-I3D-JOINTFeatures.npy` aligned by position with the annotation `videoname.npy`.
+
+    The object array is unpickled on first use and kept (one copy) until `close()`, so the
+    validation pass and the store-writing pass share it. Entries beyond the annotation list get
+    ids `<entry N>` (validation reports them as features without annotation).
+    """
+
+    format = "wtalc"
+
+    def __init__(
+        self, path: Path, annotated_ids: list[str], annotation_paths: tuple[Path, ...] = ()
+    ):
+        super().__init__(path, annotation_paths)
+        self._annotated = list(annotated_ids)
+        self._entries: np.ndarray | None = None
+        self._n_entries, self._width = self._read_header()
+        ids = self._annotated[: self._n_entries]
+        ids += [f"<entry {i}>" for i in range(len(ids), self._n_entries)]
+        self._ids = ids
+        self._position = {vid: i for i, vid in enumerate(ids)}
+
+    def _read_header(self) -> tuple[int, int | None]:
+        try:
+            with open(self.path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(fh)
+        except OSError as exc:
+            raise FeatureFormatError(f"{self.path}: cannot read the feature file ({exc})") from exc
+        except ValueError as exc:
+            raise FeatureFormatError(f"{self.path}: not a .npy file ({exc})") from exc
+        if dtype.hasobject and len(shape) == 1:
+            return int(shape[0]), None
+        if not dtype.hasobject and len(shape) == 3:  # (N, T, 2D): every video the same length
+            return int(shape[0]), int(shape[2])
+        raise FeatureFormatError(
+            f"{self.path}: expected an object array of per-video (T, 2D) arrays, found "
+            f"dtype {dtype} with shape {tuple(shape)}"
+        )
+
+    @property
+    def video_ids(self) -> list[str]:
+        return list(self._ids)
+
+    @property
+    def feature_width(self) -> int | None:
+        return self._width
+
+    def location(self, video_id: str) -> str:
+        return f"{self.path}[{self._position.get(video_id, '?')}]"
+
+    def _load(self) -> np.ndarray:
+        if self._entries is None:
+            # encoding="bytes" as the reference: Python-2 pickled arrays need it for their buffers.
+            entries = load_npy(self.path, encoding="bytes")
+            if len(entries) != self._n_entries:
+                raise FeatureFormatError(
+                    f"{self.path}: header says {self._n_entries} entries, read {len(entries)}"
+                )
+            self._entries = entries
+        return self._entries
+
+    def _read(self, video_id: str) -> np.ndarray:
+        if video_id not in self._position:
+            raise FeatureFormatError(f"{self.path}: no features for video {video_id}")
+        entry = self._load()[self._position[video_id]]
+        if not isinstance(entry, np.ndarray):
+            raise FeatureFormatError(
+                f"{self.location(video_id)}: video {video_id}: entry is a {type(entry).__name__}, not an array"
+            )
+        return entry
+
+    def close(self) -> None:
+        self._entries = None
+
+
+class NpyFolderSource(FeatureSource):
+    """`<dir>/<video_id>.npy` (T, 2D), or `<dir>/rgb/<id>.npy` + `<dir>/flow/<id>.npy` (T, D) each."""
+
+    format = "npy-folder"
+
+    def __init__(self, path: Path, annotation_paths: tuple[Path, ...] = ()):
+        super().__init__(path, annotation_paths)
+        if not self.path.is_dir():
+            raise FeatureFormatError(f"{self.path}: not a folder of per-video .npy files")
+        self.split = (self.path / "rgb").is_dir() or (self.path / "flow").is_dir()
+        if self.split:
+            rgb = {p.stem for p in (self.path / "rgb").glob("*.npy")}
+            flow = {p.stem for p in (self.path / "flow").glob("*.npy")}
+            if rgb != flow:
+                odd = sorted(rgb ^ flow)
+                side = "rgb" if odd[0] in rgb else "flow"
+                other = "flow" if side == "rgb" else "rgb"
+                raise FeatureFormatError(
+                    f"{self.path / other}: video {odd[0]} has {side} features but no {other} features "
+                    f"({len(odd)} such video(s))"
+                )
+            self._ids = sorted(rgb)
+        else:
+            self._ids = sorted(p.stem for p in self.path.glob("*.npy"))
+        if not self._ids:
+            raise FeatureFormatError(f"{self.path}: no .npy feature files found")
+
+    @property
+    def video_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def location(self, video_id: str) -> str:
+        if self.split:
+            return f"{self.path}/{{rgb,flow}}/{video_id}.npy"
+        return str(self.path / f"{video_id}.npy")
+
+    def _load_one(self, path: Path, video_id: str) -> np.ndarray:
+        if not path.is_file():
+            raise FeatureFormatError(f"{path}: no features for video {video_id}")
+        try:
+            array = load_npy(path)
+        except ValueError as exc:
+            raise FeatureFormatError(f"video {video_id}: {exc}") from exc
+        if array.dtype.hasobject:
+            raise FeatureFormatError(
+                f"{path}: video {video_id}: expected a numeric array, found dtype object"
+            )
+        return array
+
+    def _read(self, video_id: str) -> np.ndarray:
+        if not self.split:
+            return self._load_one(self.path / f"{video_id}.npy", video_id)
+        rgb = self._load_one(self.path / "rgb" / f"{video_id}.npy", video_id)
+        flow = self._load_one(self.path / "flow" / f"{video_id}.npy", video_id)
+        return _join_modalities(rgb, flow, self.location(video_id), video_id)
+
+
+def _join_modalities(rgb: np.ndarray, flow: np.ndarray, where: str, video_id: str) -> np.ndarray:
+    if rgb.ndim != 2 or flow.ndim != 2:
+        raise FeatureFormatError(
+            f"{where}: video {video_id}: rgb and flow must be 2-D (T, D), got shapes {rgb.shape} and {flow.shape}"
+        )
+    if rgb.shape != flow.shape:
+        raise FeatureFormatError(
+            f"{where}: video {video_id}: rgb features have shape {rgb.shape}, flow {flow.shape}; "
+            "both modalities need the same snippets and width"
+        )
+    return np.concatenate([rgb, flow], axis=1)
+
+
+class Hdf5Source(FeatureSource):
+    """One HDF5 file: a (T, 2D) dataset per video, or a group per video with `rgb`/`flow` (T, D).
+
+    A feature store (`store.write_feature_store`) is recognised by its root attribute and read
+    from its `features` group.
+    """
+
+    format = "hdf5"
+
+    def __init__(self, path: Path, annotation_paths: tuple[Path, ...] = ()):
+        import h5py
+
+        super().__init__(path, annotation_paths)
+        try:
+            with h5py.File(self.path, "r") as fh:
+                self._group = (
+                    "features" if fh.attrs.get("format") == "co2net-feature-store" else "/"
+                )
+                self._ids = list(fh[self._group].keys())
+        except (OSError, KeyError) as exc:
+            raise FeatureFormatError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
+
+    @property
+    def video_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def location(self, video_id: str) -> str:
+        prefix = "" if self._group == "/" else f"{self._group}/"
+        return f"{self.path}:/{prefix}{video_id}"
+
+    def iter_features(
+        self, video_ids: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        import h5py
+
+        try:
+            fh = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise FeatureFormatError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
+        with fh:
+            group = fh[self._group]
+            for vid in self.video_ids if video_ids is None else video_ids:
+                yield vid, self._read_from(group, vid)
+
+    def _read(self, video_id: str) -> np.ndarray:
+        import h5py
+
+        with h5py.File(self.path, "r") as fh:
+            return self._read_from(fh[self._group], video_id)
+
+    def _read_from(self, group, video_id: str) -> np.ndarray:
+        import h5py
+
+        where = self.location(video_id)
+        if video_id not in group:
+            raise FeatureFormatError(f"{where}: no features for video {video_id}")
+        try:
+            node = group[video_id]
+            if isinstance(node, h5py.Group):
+                missing = [k for k in ("rgb", "flow") if k not in node]
+                if missing:
+                    raise FeatureFormatError(
+                        f"{where}: video {video_id}: group lacks {' and '.join(missing)} dataset(s)"
+                    )
+                return _join_modalities(node["rgb"][()], node["flow"][()], where, video_id)
+            return node[()]
+        except FeatureFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise FeatureFormatError(f"{where}: video {video_id}: unreadable ({exc})") from exc
+
+
+def load_annotations(path: str | Path, name: str | None = None) -> Annotations:
+    """Annotations from a W-TALC folder, an ActivityNet-style `.json` or a ground-truth `.csv`."""
+    path = Path(path)
+    if path.is_dir():
+        return load_wtalc_annotations(path, name=name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    if path.suffix.lower() == ".json":
+        return load_activitynet_json(path, name=name)
+    if path.suffix.lower() == ".csv":
+        return load_ground_truth_csv(path, name=name)
+    raise ValueError(f"{path}: annotations must be a W-TALC folder, a .json or a .csv file")
+
+
+def _wtalc_paths(features_path: Path, dataset_name: str | None) -> tuple[Path, str]:
+    """(feature file, dataset name) from a W-TALC folder or feature file path."""
+    if features_path.is_dir():
+        if dataset_name:
+            candidate = features_path / f"{dataset_name}{WTALC_FEATURES_SUFFIX}"
+            if not candidate.is_file():
+                raise FileNotFoundError(f"{candidate}: W-TALC feature file not found")
+            return candidate, dataset_name
+        found = sorted(features_path.glob(f"*{WTALC_FEATURES_SUFFIX}"))
+        if len(found) != 1:
+            what = "no" if not found else f"{len(found)}"
+            raise FileNotFoundError(
+                f"{features_path}: {what} '*{WTALC_FEATURES_SUFFIX}' file(s); pass the file or dataset_name"
+            )
+        features_path = found[0]
+    if not features_path.is_file():
+        raise FileNotFoundError(f"{features_path}: W-TALC feature file not found")
+    name = features_path.name
+    inferred = (
+        name[: -len(WTALC_FEATURES_SUFFIX)]
+        if name.endswith(WTALC_FEATURES_SUFFIX)
+        else features_path.stem
+    )
+    return features_path, dataset_name or inferred
+
+
+def open_feature_source(
+    features_path: str | Path,
+    fmt: str,
+    annotations_path: str | Path | None = None,
+    dataset_name: str | None = None,
+) -> tuple[FeatureSource, Annotations]:
+    """Open features in format `fmt` ("wtalc", "npy-folder", "hdf5") with their annotations.
+
+    wtalc: `features_path` is the folder or the `<Name>-I3D-JOINTFeatures.npy` file; annotations
+    default to `<folder>/<Name>-Annotations/`. Other formats need `annotations_path` (W-TALC
+    folder, ActivityNet JSON or CSV). The dataset name defaults to `<Name>` (wtalc) or the
+    feature path's stem. Nothing is read beyond headers and file lists until iteration.
+    """
+    features_path = Path(features_path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if not features_path.exists():
+        raise FileNotFoundError(f"{features_path}: features not found")
+    if fmt == "wtalc":
+        feat_file, name = _wtalc_paths(features_path, dataset_name)
+        ann_path = (
+            Path(annotations_path) if annotations_path else feat_file.parent / f"{name}-Annotations"
+        )
+        if not ann_path.exists():
+            raise FileNotFoundError(
+                f"{ann_path}: annotation folder not found (pass annotations_path)"
+            )
+        annotations = load_annotations(ann_path, name=name)
+        ids = annotations.videos["video_id"].tolist()
+        return WtalcFeatureSource(feat_file, ids, (ann_path,)), annotations
+    if annotations_path is None:
+        raise ValueError(
+            f"format '{fmt}' needs annotations_path (ActivityNet JSON, CSV or W-TALC folder)"
+        )
+    name = dataset_name or features_path.stem
+    annotations = load_annotations(annotations_path, name=name)
+    source_cls = NpyFolderSource if fmt == "npy-folder" else Hdf5Source
+    return source_cls(features_path, (Path(annotations_path),)), annotations

@@ -1,0 +1,563 @@
+"""Detection AP / mAP (spec §6), exactly as the reference's ActivityNet-derived evaluator.
+
+Per class, predictions are ranked by score; each one, per tIoU threshold, walks the ground-truth
+(GT) segments of its video in descending tIoU order (NaN first), stops with a false positive at
+the first tIoU below the threshold, skips GT already matched at that threshold and otherwise
+becomes a true positive (so it falls through to its next-best GT when the best is taken).
+Predictions of a class in a video without GT of that class (or an unknown video) are false
+positives; predictions of a class without GT are not scored. AP is the VOC2011 interpolated AP;
+mAP is the mean over the classes that have GT.
+
+The matching is greedy and sequential within one (class, video) group only, so it runs in
+rounds: round r handles the r-th ranked prediction of every group at once (no two of them can
+compete for a GT), vectorised over groups and thresholds. Predictions that reach no GT at the
+lowest threshold are false positives without taking part in the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from co2net_pipeline.data.annotations import (
+    DEFAULT_TEST_SUBSET,
+    SHIPPED_DATASETS,
+    Annotations,
+    load_activitynet_json,
+    load_ground_truth_csv,
+    load_shipped_annotations,
+    seconds_to_snippets,
+)
+
+THUMOS14_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+DEFAULT_TIOU = {"thumos14": THUMOS14_TIOU, "activitynet12": ACTIVITYNET_TIOU}
+UNITS = ("snippets", "seconds")
+PREDICTION_COLUMNS = ["video_id", "t_start", "t_end", "label", "score"]
+GROUND_TRUTH_COLUMNS = ["video_id", "t_start", "t_end", "label"]
+# THUMOS14 convention: besides the mean over all thresholds, report the means up to 0.5 and 0.7
+# (the reference selects checkpoints by the mean over 0.1:0.7).
+PARTIAL_AVERAGE_ENDS = (0.5, 0.7)
+
+
+def tiou_key(value: float) -> str:
+    """A threshold as a JSON key: 0.1 → "0.1", 0.55 → "0.55" (compare keys as numbers)."""
+    return f"{round(float(value), 6):g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass
+class DetectionResult:
+    """Detection scores. All AP values are fractions in [0, 1].
+
+    tiou: thresholds; map: threshold → mAP; per_class_ap: DataFrame (index class name, columns
+    thresholds); average: "first:last" → mean mAP over the thresholds from the first up to
+    `last`; n_predictions / n_ground_truth: rows given / GT instances.
+    """
+
+    tiou: list[float]
+    map: dict[float, float]
+    per_class_ap: pd.DataFrame
+    average: dict[str, float]
+    n_predictions: int
+    n_ground_truth: int
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "map": {tiou_key(t): float(v) for t, v in self.map.items()},
+            "average": {k: float(v) for k, v in self.average.items()},
+            "per_class_ap": {
+                str(name): {tiou_key(t): float(row[t]) for t in self.tiou}
+                for name, row in self.per_class_ap.iterrows()
+            },
+            "n_predictions": int(self.n_predictions),
+            "n_ground_truth": int(self.n_ground_truth),
+        }
+
+    def format_table(self) -> str:
+        """mAP per tIoU and the averages, in percent."""
+        lines = [f"{'tIoU':>8}  {'mAP (%)':>8}"]
+        lines += [f"{tiou_key(t):>8}  {100 * v:8.2f}" for t, v in self.map.items()]
+        lines.append("")
+        lines += [f"{'avg ' + k:>14}  {100 * v:8.2f}" for k, v in self.average.items()]
+        lines.append(
+            f"({len(self.per_class_ap)} classes, {self.n_ground_truth} ground-truth instances, "
+            f"{self.n_predictions} predictions)"
+        )
+        return "\n".join(lines)
+
+
+def average_map(tiou: Sequence[float], maps: Sequence[float]) -> dict[str, float]:
+    """Named means: "first:last" over all thresholds and, when the list starts below 0.5, the
+    THUMOS14 partial means "first:0.5" and "first:0.7" (thresholds from first up to that one)."""
+    tiou = [float(t) for t in tiou]
+    maps = [float(m) for m in maps]
+    ends = [len(tiou) - 1]
+    if tiou and tiou[0] < min(PARTIAL_AVERAGE_ENDS):
+        for end in PARTIAL_AVERAGE_ENDS:
+            hits = [i for i, t in enumerate(tiou) if math.isclose(t, end, abs_tol=1e-9)]
+            if hits and hits[0] < len(tiou) - 1:
+                ends.insert(-1, hits[0])
+    return {f"{tiou_key(tiou[0])}:{tiou_key(tiou[i])}": float(np.mean(maps[: i + 1])) for i in ends}
+
+
+# --------------------------------------------------------------------------------------------
+# Core
+
+
+def _check_tiou(tiou_thresholds: Sequence[float]) -> np.ndarray:
+    thr = np.asarray([float(t) for t in tiou_thresholds], dtype=np.float64)
+    if thr.ndim != 1 or thr.size == 0:
+        raise ValueError("tIoU thresholds: need at least one value")
+    if not np.all(np.isfinite(thr)) or np.any(thr < 0) or np.any(thr > 1):
+        raise ValueError(f"tIoU thresholds must lie in [0, 1], got {thr.tolist()}")
+    return thr
+
+
+def _require_columns(table: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; expected {','.join(columns)}")
+
+
+def segment_iou_pairs(ps, pe, gs, ge) -> np.ndarray:
+    """Reference tIoU of paired segments: inter = max(0, min(ends) − max(starts)), union = signed
+    lengths summed − inter, no +1; 0/0 (two zero-length segments) gives NaN."""
+    inter = np.clip(np.minimum(pe, ge) - np.maximum(ps, gs), 0.0, None)
+    union = (pe - ps) + (ge - gs) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / union
+
+
+def _greedy_matches(
+    pred_group: np.ndarray,
+    pred_order: np.ndarray,
+    pred_start: np.ndarray,
+    pred_end: np.ndarray,
+    group_first: np.ndarray,
+    group_size: np.ndarray,
+    gt_start: np.ndarray,
+    gt_end: np.ndarray,
+    thr: np.ndarray,
+) -> np.ndarray:
+    """True positives (n_thresholds, n_predictions) of the reference matching.
+
+    pred_group: (N,) index into the GT groups or -1 (no GT: always a false positive);
+    pred_order: (N,) rank of each prediction in its class (0 = highest score, ties decided
+    upstream); group_first/group_size: each group's slice of the GT arrays (GT sorted by group,
+    file order inside).
+    """
+    n_pred = len(pred_group)
+    tp = np.zeros((len(thr), n_pred), dtype=bool)
+    has = np.flatnonzero(pred_group >= 0)
+    if has.size == 0:
+        return tp
+    # Every (prediction, GT of its group) pair.
+    counts = group_size[pred_group[has]]
+    pair_pred = np.repeat(has, counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    pair_gt = np.repeat(group_first[pred_group[has]], counts) + offset
+    iou = segment_iou_pairs(
+        pred_start[pair_pred], pred_end[pair_pred], gt_start[pair_gt], gt_end[pair_gt]
+    )
+    is_nan = np.isnan(iou)
+    # A pair below the lowest threshold can never be matched: the walk stops there.
+    keep = is_nan | (iou >= thr.min())
+    pair_pred, pair_gt, iou, is_nan = pair_pred[keep], pair_gt[keep], iou[keep], is_nan[keep]
+    if pair_pred.size == 0:
+        return tp
+    # Round of a prediction = its rank among the candidate predictions of its group.
+    cand = np.unique(pair_pred)
+    cand = cand[np.lexsort((pred_order[cand], pred_group[cand]))]
+    cand_group = pred_group[cand]
+    starts = np.flatnonzero(np.r_[True, cand_group[1:] != cand_group[:-1]])
+    round_of = np.empty(n_pred, dtype=np.int64)
+    round_of[cand] = np.arange(cand.size) - np.repeat(starts, np.diff(np.r_[starts, cand.size]))
+    # Walk order inside a prediction: NaN first, then descending tIoU; ties towards the later GT
+    # (the reference reverses an ascending argsort, stable for the small per-video arrays).
+    order = np.lexsort(
+        (-pair_gt, -np.where(is_nan, 0.0, iou), ~is_nan, pair_pred, round_of[pair_pred])
+    )
+    pair_pred, pair_gt, iou, is_nan = pair_pred[order], pair_gt[order], iou[order], is_nan[order]
+    pair_round = round_of[pair_pred]
+    bounds = np.searchsorted(pair_round, np.arange(pair_round[-1] + 2))
+    passes = is_nan[None, :] | (iou[None, :] >= thr[:, None])  # (n_thr, n_pairs)
+    new_pred = np.ones(pair_pred.size, dtype=bool)
+    new_pred[1:] = pair_pred[1:] != pair_pred[:-1]
+    locked = np.zeros((len(thr), len(gt_start)), dtype=bool)
+    for r in range(len(bounds) - 1):
+        a, b = bounds[r], bounds[r + 1]
+        gt = pair_gt[a:b]
+        preds = pair_pred[a:b]
+        seg = np.flatnonzero(new_pred[a:b])
+        ok = passes[:, a:b] & ~locked[:, gt]
+        pos = np.where(ok, np.arange(b - a)[None, :], b - a)
+        first = np.minimum.reduceat(pos, seg, axis=1)  # (n_thr, n_preds_in_round)
+        t_idx, s_idx = np.nonzero(first < b - a)
+        hit = first[t_idx, s_idx]
+        locked[t_idx, gt[hit]] = True
+        tp[t_idx, preds[seg[s_idx]]] = True
+    return tp
+
+
+def _interpolated_ap(tp: np.ndarray, n_positives: int) -> np.ndarray:
+    """VOC2011 interpolated AP per threshold of one class; tp: (n_thr, N) in rank order."""
+    if tp.shape[1] == 0:
+        return np.zeros(tp.shape[0])
+    tp_cum = np.cumsum(tp, axis=1, dtype=np.float64)
+    precision = tp_cum / np.arange(1, tp.shape[1] + 1)
+    recall = tp_cum / n_positives
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    recall_step = np.diff(recall, axis=1, prepend=0.0)
+    return np.sum(recall_step * envelope, axis=1)
+
+
+def evaluate_detections(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    tiou_thresholds: Sequence[float],
+    classes: Sequence[str] | None = None,
+) -> DetectionResult:
+    """Detection AP per class and tIoU, mAP and averages (spec §6).
+
+    predictions: video_id, t_start, t_end, label (class name), score; ground_truth: video_id,
+    t_start, t_end, label — both in the same unit (snippets or seconds). classes: classes to
+    evaluate (each must have GT); default: the classes present in the GT, sorted. Predictions
+    of other classes are ignored, like the reference which only iterates over GT classes.
+
+    Ties: the reference orders predictions by score and, per prediction, GT by tIoU with a
+    reversed `np.argsort`, whose order among equal values depends on the NumPy version and CPU
+    (the reference's NumPy 1.18 was stable on arrays of up to 16 elements; recent NumPy SIMD
+    sorts are not). Here ties are deterministic and follow that stable case: among equal scores
+    the later row ranks first, among equal tIoU the later GT (file order) is tried first.
+    """
+    _require_columns(predictions, PREDICTION_COLUMNS, "predictions")
+    _require_columns(ground_truth, GROUND_TRUTH_COLUMNS, "ground truth")
+    thr = _check_tiou(tiou_thresholds)
+    gt_label = ground_truth["label"].astype(str).to_numpy()
+    present = sorted(set(gt_label.tolist()))
+    if classes is None:
+        class_names = present
+    else:
+        class_names = [str(c) for c in classes]
+        missing = [c for c in class_names if c not in set(present)]
+        if missing:
+            raise ValueError(
+                f"classes without any ground-truth instance cannot be scored: {missing}"
+            )
+    class_index = pd.Index(class_names)
+    n_classes = len(class_names)
+
+    gt_cls = class_index.get_indexer(gt_label).astype(np.int64)
+    gt_keep = gt_cls >= 0
+    pred_cls_all = class_index.get_indexer(predictions["label"].astype(str).to_numpy()).astype(
+        np.int64
+    )
+    p_rows = np.flatnonzero(pred_cls_all >= 0)
+    pred_cls = pred_cls_all[p_rows]
+
+    # Video codes shared by GT and predictions; prediction videos without GT get their own
+    # codes, which match no GT group.
+    gt_vid_names = ground_truth["video_id"].astype(str).to_numpy()[gt_keep]
+    pred_vid_names = predictions["video_id"].astype(str).to_numpy()[p_rows]
+    vid_codes, _ = pd.factorize(np.concatenate([gt_vid_names, pred_vid_names]))
+    gt_vid, pred_vid = vid_codes[: len(gt_vid_names)], vid_codes[len(gt_vid_names) :]
+    n_vid = int(vid_codes.max()) + 1 if vid_codes.size else 1
+
+    gt_cls = gt_cls[gt_keep]
+    gt_s = ground_truth["t_start"].to_numpy(dtype=np.float64)[gt_keep]
+    gt_e = ground_truth["t_end"].to_numpy(dtype=np.float64)[gt_keep]
+    gt_key = gt_cls * n_vid + gt_vid
+    g_order = np.argsort(gt_key, kind="stable")
+    gt_key, gt_s, gt_e = gt_key[g_order], gt_s[g_order], gt_e[g_order]
+    group_keys, group_first, group_size = np.unique(gt_key, return_index=True, return_counts=True)
+    n_positives = np.bincount(gt_cls, minlength=n_classes)
+
+    p_s = predictions["t_start"].to_numpy(dtype=np.float64)[p_rows]
+    p_e = predictions["t_end"].to_numpy(dtype=np.float64)[p_rows]
+    p_score = predictions["score"].to_numpy(dtype=np.float64)[p_rows]
+    # Rank inside each class: descending score, later row first on ties.
+    rank_order = np.lexsort((-np.arange(len(p_rows)), -p_score, pred_cls))
+    class_first = np.searchsorted(pred_cls[rank_order], np.arange(n_classes + 1))
+    pred_rank = np.empty(len(p_rows), dtype=np.int64)
+    pred_rank[rank_order] = np.arange(len(p_rows)) - class_first[pred_cls[rank_order]]
+
+    p_key = pred_cls * n_vid + pred_vid
+    gi = np.searchsorted(group_keys, p_key)
+    gi_clip = np.minimum(gi, max(len(group_keys) - 1, 0))
+    found = (
+        (gi < len(group_keys)) & (group_keys[gi_clip] == p_key)
+        if len(group_keys)
+        else np.zeros(len(p_key), bool)
+    )
+    pred_group = np.where(found, gi_clip, -1)
+
+    tp = _greedy_matches(pred_group, pred_rank, p_s, p_e, group_first, group_size, gt_s, gt_e, thr)
+    tp_ranked = tp[:, rank_order]
+    ap = np.zeros((len(thr), n_classes))
+    for c in range(n_classes):
+        ap[:, c] = _interpolated_ap(
+            tp_ranked[:, class_first[c] : class_first[c + 1]], int(n_positives[c])
+        )
+
+    tiou = [float(t) for t in thr]
+    maps = ap.mean(axis=1) if n_classes else np.zeros(len(thr))
+    per_class = pd.DataFrame(ap.T, index=pd.Index(class_names, name="class"), columns=tiou)
+    return DetectionResult(
+        tiou=tiou,
+        map={t: float(m) for t, m in zip(tiou, maps, strict=True)},
+        per_class_ap=per_class,
+        average=average_map(tiou, maps),
+        n_predictions=len(predictions),
+        n_ground_truth=int(gt_keep.sum()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def _finite_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{path}: row {row + 2} (video {table['video_id'].iloc[row]}): {column} "
+            f"{table[column].iloc[row]!r} is not a finite number"
+        )
+    return values
+
+
+def _predictions_from_json(path: Path) -> pd.DataFrame:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: expected an object with a 'results' mapping of videos")
+    rows = []
+    for vid, entries in results.items():
+        if not isinstance(entries, list):
+            raise ValueError(f"{path}: video {vid}: expected a list of detections")
+        for i, entry in enumerate(entries):
+            try:
+                start, end = (float(x) for x in entry["segment"])
+                score = float(entry["score"])
+                label = entry["label"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{path}: video {vid}: detection {i} is malformed ({exc!r}); "
+                    "expected {'label', 'score', 'segment': [start, end]}"
+                ) from exc
+            if not (math.isfinite(start) and math.isfinite(end) and math.isfinite(score)):
+                raise ValueError(
+                    f"{path}: video {vid}: detection {i} has a non-finite segment or score"
+                )
+            if not isinstance(label, str | int) or label == "":
+                raise ValueError(
+                    f"{path}: video {vid}: detection {i} has no usable label ({label!r})"
+                )
+            rows.append((str(vid), start, end, str(label), score))
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS).astype(
+        {"video_id": str, "label": str, "t_start": float, "t_end": float, "score": float}
+    )
+
+
+def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read detections: CSV `video_id,t_start,t_end,label,score` or an ActivityNet result JSON
+    `{"results": {video_id: [{"label", "score", "segment": [start, end]}]}}`.
+
+    Returns video_id, t_start, t_end, label, score. Malformed rows raise ValueError naming the
+    file and row. Rows with t_end < t_start are kept (the reference scores them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: predictions file not found")
+    if path.suffix.lower() == ".json":
+        return _predictions_from_json(path)
+    try:
+        table = pd.read_csv(path, dtype={"video_id": str, "label": str}, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
+    _require_columns(table, PREDICTION_COLUMNS, str(path))
+    for column in ("video_id", "label"):
+        empty = (table[column].astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise ValueError(f"{path}: row {row + 2}: {column} is empty")
+    out = pd.DataFrame(
+        {
+            "video_id": table["video_id"].astype(str),
+            "t_start": _finite_column(table, "t_start", path),
+            "t_end": _finite_column(table, "t_end", path),
+            "label": table["label"].astype(str),
+            "score": _finite_column(table, "score", path),
+        }
+    )
+    return out
+
+
+def load_ground_truth(
+    source: str, subset: str | None = None, units: str = "snippets"
+) -> tuple[pd.DataFrame, list[float], Annotations]:
+    """Ground truth for the evaluator.
+
+    source: `thumos14` / `activitynet12` (shipped annotations; default subsets test /
+    validation), a CSV `video_id,t_start,t_end,label` in seconds (subset None = all), or an
+    ActivityNet JSON (subset None = all). units: `snippets` converts seconds with
+    round(t·25/16), half to even (spec §6); `seconds` keeps them.
+    Returns (GT table video_id, t_start, t_end, label; default tIoU list; the annotations of the
+    subset).
+    """
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {list(UNITS)}, got {units!r}")
+    if source in SHIPPED_DATASETS:
+        annotations = load_shipped_annotations(source)
+        subset = subset or DEFAULT_TEST_SUBSET[source]
+        default_tiou = DEFAULT_TIOU[source]
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(
+                f"ground truth {source!r}: neither a shipped dataset ({', '.join(sorted(SHIPPED_DATASETS))}) "
+                "nor an existing CSV/JSON file"
+            )
+        if path.suffix.lower() == ".json":
+            annotations = load_activitynet_json(path)
+            default_tiou = ACTIVITYNET_TIOU
+        else:
+            annotations = load_ground_truth_csv(path)
+            default_tiou = THUMOS14_TIOU
+            if subset == "all":
+                subset = None
+    annotations = annotations.subset(subset)
+    segments = annotations.segments
+    if units == "snippets":
+        start = seconds_to_snippets(segments["t_start_s"]).astype(np.float64)
+        end = seconds_to_snippets(segments["t_end_s"]).astype(np.float64)
+    else:
+        start = segments["t_start_s"].to_numpy(dtype=np.float64)
+        end = segments["t_end_s"].to_numpy(dtype=np.float64)
+    gt = pd.DataFrame(
+        {
+            "video_id": segments["video_id"].astype(str).to_numpy(),
+            "t_start": start,
+            "t_end": end,
+            "label": segments["label"].astype(str).to_numpy(),
+        }
+    )
+    if gt.empty:
+        raise ValueError(f"ground truth {source!r} (subset {subset!r}) has no segment")
+    return gt, list(default_tiou), annotations
+
+
+def prediction_warnings(
+    predictions: pd.DataFrame, known_videos: Sequence[str], classes: Sequence[str]
+) -> dict[str, int]:
+    """Counts of suspicious predictions: videos outside the ground truth (false positives),
+    labels outside the evaluated classes (ignored), reversed segments t_end < t_start (kept)."""
+    videos = set(map(str, known_videos))
+    labels = set(map(str, classes))
+    return {
+        "unknown_videos": int((~predictions["video_id"].astype(str).isin(videos)).sum()),
+        "unknown_classes": int((~predictions["label"].astype(str).isin(labels)).sum()),
+        "reversed_segments": int((predictions["t_end"] < predictions["t_start"]).sum()),
+    }
+
+
+def _write_json_atomic(data: dict[str, Any], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def evaluate_command(
+    predictions: str,
+    ground_truth: str = "thumos14",
+    subset: str | None = None,
+    units: str = "snippets",
+    tiou: list[float] | None = None,
+    output: str | None = None,
+) -> int:
+    """Body of `co2net evaluate`: score a detection file, print warnings and the mAP table,
+    optionally write the metrics JSON (atomically). Returns 0; bad input raises ValueError."""
+    table = load_predictions(predictions)
+    gt, default_tiou, annotations = load_ground_truth(ground_truth, subset, units)
+    thresholds = list(tiou) if tiou else default_tiou
+    present = set(gt["label"])
+    classes = [c for c in annotations.classlist if c in present]
+    classes += sorted(present - set(classes))
+    result = evaluate_detections(table, gt, thresholds, classes)
+    result.warnings = prediction_warnings(table, annotations.videos["video_id"], classes)
+    messages = {
+        "unknown_videos": "prediction(s) for videos outside the ground truth (scored as false positives)",
+        "unknown_classes": "prediction(s) with a label outside the evaluated classes (ignored)",
+        "reversed_segments": "prediction(s) with t_end < t_start (kept, as the reference does)",
+    }
+    for key, count in result.warnings.items():
+        if count:
+            print(f"warning: {count} {messages[key]}")
+    print(result.format_table())
+    if output:
+        data = {
+            "ground_truth": ground_truth,
+            "subset": annotations_subset_name(ground_truth, subset),
+            "units": units,
+            "tiou": result.tiou,
+            **result.to_dict(),
+            "warnings": result.warnings,
+        }
+        _write_json_atomic(data, Path(output))
+        print(f"metrics written to {output}")
+    return 0
+
+
+def annotations_subset_name(ground_truth: str, subset: str | None) -> str | None:
+    """The subset actually evaluated (the shipped datasets default to their test subset)."""
+    if subset is None and ground_truth in DEFAULT_TEST_SUBSET:
+        return DEFAULT_TEST_SUBSET[ground_truth]
+    return subset
+
+
+def detections_to_activitynet_json(
+    detections: pd.DataFrame, version: str = "co2net"
+) -> dict[str, Any]:
+    """Detections (video_id, label, score, t_start_s, t_end_s) → ActivityNet result format
+    `{"version", "results": {video_id: [{"label", "score", "segment": [s, e]}]}, "external_data"}`
+    in seconds."""
+    _require_columns(
+        detections, ["video_id", "label", "score", "t_start_s", "t_end_s"], "detections"
+    )
+    results: dict[str, list[dict[str, Any]]] = {}
+    vids = detections["video_id"].astype(str).to_numpy()
+    labels = detections["label"].astype(str).to_numpy()
+    scores = detections["score"].to_numpy(dtype=np.float64)
+    starts = detections["t_start_s"].to_numpy(dtype=np.float64)
+    ends = detections["t_end_s"].to_numpy(dtype=np.float64)
+    for vid, label, score, start, end in zip(vids, labels, scores, starts, ends, strict=True):
+        results.setdefault(vid, []).append(
+            {"label": label, "score": float(score), "segment": [float(start), float(end)]}
+        )
+    return {"version": version, "results": results, "external_data": {}}

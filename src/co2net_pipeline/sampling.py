@@ -1,0 +1,248 @@
+"""Batch composition and snippet sampling for training (spec §4.1).
+
+A training run is driven by a *sampling plan*: one row per (iteration, slot) naming the video
+and a `snippet_seed` from which that video's snippet indices are drawn. The plan is a plain
+table, so a run can be inspected, stored and replayed exactly (`assemble_batch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+PLAN_COLUMNS = ("iteration", "slot", "video_id", "snippet_seed")
+SAMPLINGS = ("random", "uniform", "all")
+
+
+def _check_lengths(length: int, max_seqlen: int) -> None:
+    if int(length) < 1:
+        raise ValueError(f"cannot sample snippets from a video of length {length}")
+    if int(max_seqlen) < 1:
+        raise ValueError(f"max_seqlen must be >= 1, got {max_seqlen}")
+
+
+def stratified_snippet_indices(
+    length: int, max_seqlen: int, rng: np.random.Generator, *, closed_upper: bool = True
+) -> np.ndarray:
+    """Stratified random snippet indices (reference `random_perturb`): (max_seqlen,) int64.
+
+    For L = length and T = max_seqlen: L == T gives 0..T-1. Otherwise bin i starts at
+    b_i = floor(i*L/T); for i < T-1 an index is drawn uniformly from [b_i, b_{i+1}] when the
+    bins differ, else b_i; the last index is drawn from [b_{T-1}, L-1]. The result is
+    non-decreasing and covers the whole video; for L < T snippets repeat (up-sampling by
+    duplication).
+
+    closed_upper: reference quirk: the draw for bin i uses the CLOSED range [b_i, b_{i+1}],
+        which includes the next bin's first snippet (so neighbouring draws may coincide).
+        False draws from the half-open bin [b_i, b_{i+1}) (TSN-style segment sampling; the
+        paper does not describe the sampler).
+    """
+    _check_lengths(length, max_seqlen)
+    length, max_seqlen = int(length), int(max_seqlen)
+    if length == max_seqlen:
+        return np.arange(max_seqlen, dtype=np.int64)
+    # Same float64 expression as the reference, so bin boundaries agree exactly.
+    starts = np.floor(np.arange(max_seqlen) * length / max_seqlen).astype(np.int64)
+    upper = np.empty_like(starts)
+    upper[:-1] = starts[1:] if closed_upper else np.maximum(starts[1:] - 1, starts[:-1])
+    upper[-1] = length - 1
+    # rng.integers with low == high + 1 spans one value, so equal bins give b_i without a draw.
+    return rng.integers(starts, upper + 1, dtype=np.int64)
+
+
+def uniform_snippet_indices(length: int, max_seqlen: int) -> np.ndarray:
+    """Deterministic uniform sampling floor(i*L/T) (reference `uniform_sampling`, unused by
+    the reference training): (max_seqlen,) int64."""
+    _check_lengths(length, max_seqlen)
+    length, max_seqlen = int(length), int(max_seqlen)
+    if length == max_seqlen:
+        return np.arange(max_seqlen, dtype=np.int64)
+    return np.floor(np.arange(max_seqlen) * length / max_seqlen).astype(np.int64)
+
+
+def snippet_indices(
+    length: int, max_seqlen: int, seed: int, sampling: str = "random", *, closed_upper: bool = True
+) -> np.ndarray:
+    """Snippet indices of one plan row: (max_seqlen,) int64 ((length,) for sampling "all")."""
+    if sampling == "random":
+        return stratified_snippet_indices(
+            length, max_seqlen, np.random.default_rng(int(seed)), closed_upper=closed_upper
+        )
+    if sampling == "uniform":
+        return uniform_snippet_indices(length, max_seqlen)
+    if sampling == "all":
+        return np.arange(int(length), dtype=np.int64)
+    raise ValueError(f"sampling={sampling!r}: expected one of {SAMPLINGS}")
+
+
+def class_video_index(labels: np.ndarray) -> list[np.ndarray]:
+    """Per class, the row numbers of the videos carrying it (reference `classwiseidx`)."""
+    labels = np.asarray(labels)
+    return [np.flatnonzero(labels[:, c] > 0) for c in range(labels.shape[1])]
+
+
+def make_sampling_plan(
+    video_ids: Sequence[str],
+    labels: np.ndarray,
+    n_iterations: int,
+    batch_size: int = 10,
+    n_similar: int = 3,
+    seed: int = 3552,
+) -> pd.DataFrame:
+    """The per-iteration batch composition of a training run (reference `load_data`).
+
+    video_ids: N train videos; labels: (N, C) multi-hot. Per iteration, slots 0..2*n_similar-1
+    hold n_similar class-sharing pairs: a class drawn uniformly WITH replacement (the same
+    class may be drawn twice), then 2 distinct videos of that class (without replacement);
+    the remaining slots are train videos drawn uniformly WITH replacement.
+
+    Classes with fewer than 2 train videos cannot be drawn (the reference would crash on
+    them: `np.random.choice(..., replace=False)` of 2 out of < 2); the pair class is drawn
+    uniformly among the eligible classes. The reference draws with NumPy's legacy global
+    RNG; here a seeded `np.random.Generator` is used, so the distribution is the same but
+    the exact batches differ.
+
+    Returns a DataFrame with columns iteration, slot (int64), video_id (str) and
+    snippet_seed (int64, seeds the snippet draw of that row), sorted by iteration and slot.
+    """
+    video_ids = [str(v) for v in video_ids]
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[0] != len(video_ids):
+        raise ValueError(
+            f"labels must be (N, C) with N = {len(video_ids)} videos, got shape {labels.shape}"
+        )
+    if n_iterations < 0:
+        raise ValueError(f"n_iterations must be >= 0, got {n_iterations}")
+    if batch_size < 2 * n_similar:
+        raise ValueError(
+            f"batch_size={batch_size} cannot hold n_similar={n_similar} pairs "
+            f"({2 * n_similar} slots)"
+        )
+    if not video_ids:
+        raise ValueError("make_sampling_plan: no train videos")
+    rng = np.random.default_rng(seed)
+    n_fill = batch_size - 2 * n_similar
+    rows = np.empty((n_iterations, batch_size), dtype=np.int64)
+    if n_similar > 0:
+        members = [m for m in class_video_index(labels) if len(m) >= 2]
+        if not members:
+            raise ValueError("make_sampling_plan: no class has 2 or more train videos")
+        sizes = np.array([len(m) for m in members])
+        cls = rng.integers(0, len(members), size=(n_iterations, n_similar))
+        n_c = sizes[cls]
+        # Two distinct members: first uniform, second uniform over the others.
+        first = rng.integers(0, n_c)
+        second = rng.integers(0, n_c - 1)
+        second = second + (second >= first)
+        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        flat = np.concatenate(members)
+        rows[:, 0 : 2 * n_similar : 2] = flat[offsets[cls] + first]
+        rows[:, 1 : 2 * n_similar : 2] = flat[offsets[cls] + second]
+    rows[:, 2 * n_similar :] = rng.integers(0, len(video_ids), size=(n_iterations, n_fill))
+    seeds = rng.integers(0, np.iinfo(np.int64).max, size=(n_iterations, batch_size), dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "iteration": np.repeat(np.arange(n_iterations, dtype=np.int64), batch_size),
+            "slot": np.tile(np.arange(batch_size, dtype=np.int64), n_iterations),
+            "video_id": np.asarray(video_ids, dtype=object)[rows.ravel()],
+            "snippet_seed": seeds.ravel(),
+        }
+    )
+
+
+def split_heldout(
+    video_ids: Sequence[str],
+    labels: np.ndarray,
+    fraction: float,
+    seed: int = 0,
+    min_train_per_class: int = 2,
+) -> tuple[list[str], list[str]]:
+    """Split train videos into (train, held-out) for model selection without the test set.
+
+    Stratified by each video's rarest class: about `fraction` of each stratum is held out,
+    but a video is only moved when every class it carries keeps at least
+    `min_train_per_class` train videos (so every class can still form a pair). Both lists
+    keep the input order. The reference has no held-out split (it selects on the test set).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"held-out fraction must be in [0, 1), got {fraction}")
+    video_ids = [str(v) for v in video_ids]
+    labels = np.asarray(labels) > 0
+    if labels.shape[0] != len(video_ids):
+        raise ValueError(f"labels have {labels.shape[0]} rows for {len(video_ids)} videos")
+    rng = np.random.default_rng(seed)
+    class_counts = labels.sum(axis=0)
+    # Rarest class first, so rare classes are protected before common ones take their quota.
+    masked = np.where(labels, class_counts[None, :], np.iinfo(np.int64).max)
+    stratum = np.where(labels.any(axis=1), masked.argmin(axis=1), -1)
+    train_counts = class_counts.astype(np.int64).copy()
+    held = np.zeros(len(video_ids), dtype=bool)
+    for s in np.unique(stratum):
+        members = rng.permutation(np.flatnonzero(stratum == s))
+        quota = int(round(fraction * len(members)))
+        for v in members:  # loop over videos
+            if quota == 0:
+                break
+            if np.all(train_counts[labels[v]] - 1 >= min_train_per_class):
+                held[v] = True
+                train_counts[labels[v]] -= 1
+                quota -= 1
+    ids = np.asarray(video_ids, dtype=object)
+    return list(ids[~held]), list(ids[held])
+
+
+def assemble_batch(
+    features: Mapping[str, np.ndarray],
+    plan_rows: pd.DataFrame,
+    max_seqlen: int,
+    sampling: str = "random",
+    *,
+    closed_upper: bool = True,
+) -> np.ndarray:
+    """Snippet features of one iteration: (B, max_seqlen, 2D) float32.
+
+    features: video_id -> (T, 2D) snippet features; plan_rows: the B rows of one iteration
+    (in slot order). Each row's indices come from its own `snippet_seed`, so the batch is a
+    pure function of the plan (replayable).
+    """
+    rows = plan_rows.sort_values("slot") if "slot" in plan_rows else plan_rows
+    vids = [str(v) for v in rows["video_id"]]
+    videos = [np.asarray(features[v]) for v in vids]
+    n_channels = videos[0].shape[-1]
+    for vid, video in zip(vids, videos, strict=True):
+        if video.ndim != 2 or video.shape[1] != n_channels:
+            raise ValueError(
+                f"{vid}: features have shape {video.shape}, expected (T, {n_channels})"
+            )
+    idx = batch_snippet_indices(
+        [len(v) for v in videos],
+        rows["snippet_seed"].to_numpy(),
+        max_seqlen,
+        sampling,
+        closed_upper=closed_upper,
+    )
+    out = np.empty((len(vids), int(max_seqlen), n_channels), dtype=np.float32)
+    for slot, video in enumerate(videos):  # loop over videos
+        out[slot] = video[idx[slot]]  # casts to float32 in place, no intermediate batch copy
+    return out
+
+
+def batch_snippet_indices(
+    lengths: Sequence[int],
+    seeds: Sequence[int] | np.ndarray,
+    max_seqlen: int,
+    sampling: str = "random",
+    *,
+    closed_upper: bool = True,
+) -> np.ndarray:
+    """Snippet indices of one iteration's B plan rows: (B, max_seqlen) int64."""
+    if sampling not in ("random", "uniform"):
+        raise ValueError(f"batch sampling={sampling!r}: expected 'random' or 'uniform'")
+    return np.stack(
+        [
+            snippet_indices(length, max_seqlen, int(seed), sampling, closed_upper=closed_upper)
+            for length, seed in zip(lengths, seeds, strict=True)
+        ]
+    )

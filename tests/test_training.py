@@ -1,0 +1,323 @@
+"""Training loop (spec §4): determinism, resume, model selection, learning on tiny data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from co2net_pipeline.losses import TERMS, LossConfig
+from co2net_pipeline.model import ModelConfig
+from co2net_pipeline.sampling import make_sampling_plan
+from co2net_pipeline.training import (
+    TrainConfig,
+    TrainResult,
+    seed_everything,
+    select_device,
+    train_model,
+)
+
+D, C, N = 32, 4, 16
+MODEL = ModelConfig(feature_dim=D, n_classes=C, attention_hidden=16)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Tiny videos: noise, plus a class-specific pattern (in both modalities) inside one
+    segment of each video, so weak labels are learnable."""
+    rng = np.random.default_rng(0)
+    ids = [f"video_{i:03d}" for i in range(N)]
+    labels = np.zeros((N, C), dtype=np.float32)
+    labels[np.arange(N), np.arange(N) % C] = 1
+    feats = {}
+    for i, vid in enumerate(ids):
+        t = int(rng.integers(24, 64))
+        f = 0.5 * rng.standard_normal((t, 2 * D)).astype(np.float32)
+        c = i % C
+        start = int(rng.integers(0, t - 10))
+        f[start : start + 10, c * 8 : (c + 1) * 8] += 2.0
+        f[start : start + 10, D + c * 8 : D + (c + 1) * 8] += 2.0
+        feats[vid] = f
+    label_map = dict(zip(ids, labels, strict=True))
+    return ids, labels, feats, label_map
+
+
+def _train(data, max_iter=6, plan_iters=None, checkpoint_dir=None, **overrides) -> TrainResult:
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, plan_iters or max_iter, seed=1)
+    cfg = TrainConfig(
+        **{"max_iter": max_iter, "interval": 3, "max_seqlen": 24, "lr": 1e-3, **overrides}
+    )
+    return train_model(
+        feats, label_map, plan, MODEL, LossConfig(), cfg, checkpoint_dir, progress=False
+    )
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_result_layout(data):
+    result = _train(data, max_iter=4)
+    assert list(result.history.columns) == ["iteration", *TERMS, "total"]
+    np.testing.assert_array_equal(result.history["iteration"], np.arange(4))
+    assert result.selected_iteration == 3 and result.selection == "last"
+    assert next(result.model.parameters()).device.type == "cpu"
+    assert not result.model.training
+    _assert_same_weights(result.model.state_dict(), result.state_dict)
+    assert np.isfinite(result.history.drop(columns="iteration").to_numpy()).all()
+    assert result.seconds_per_iteration > 0
+
+
+def test_same_seed_identical_weights_different_seed_differs(data):
+    a = _train(data, max_iter=3)
+    b = _train(data, max_iter=3)
+    _assert_same_weights(a.state_dict, b.state_dict)
+    pd.testing.assert_frame_equal(a.history, b.history)
+    c = _train(data, max_iter=3, seed=7)
+    assert not torch.equal(a.state_dict["fusion.0.weight"], c.state_dict["fusion.0.weight"])
+
+
+def test_resume_equals_uninterrupted(data, tmp_path):
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, 6, seed=1)
+    cfg = TrainConfig(max_iter=6, interval=3, max_seqlen=24, lr=1e-3)
+    full = train_model(
+        feats, label_map, plan, MODEL, LossConfig(), cfg, tmp_path / "full", progress=False
+    )
+    assert (tmp_path / "full" / "last.pt").exists()
+
+    class Interrupt(Exception):
+        pass
+
+    def crash_at_4(itr, metrics):
+        if itr == 4:
+            raise Interrupt
+
+    ckpt_dir = tmp_path / "interrupted"
+    with pytest.raises(Interrupt):
+        train_model(
+            feats,
+            label_map,
+            plan,
+            MODEL,
+            LossConfig(),
+            cfg,
+            ckpt_dir,
+            on_metrics=crash_at_4,
+            progress=False,
+        )
+    saved = torch.load(ckpt_dir / "last.pt", weights_only=True)
+    assert saved["iteration"] == 3
+    assert not list(ckpt_dir.glob("*.tmp"))  # atomic write leaves no temporary file
+
+    seen = []
+    resumed_cfg = TrainConfig(max_iter=6, interval=3, max_seqlen=24, lr=1e-3, resume=True)
+    resumed = train_model(
+        feats,
+        label_map,
+        plan,
+        MODEL,
+        LossConfig(),
+        resumed_cfg,
+        ckpt_dir,
+        on_metrics=lambda itr, m: seen.append(itr),
+        progress=False,
+    )
+    assert seen == [4, 5]
+    _assert_same_weights(full.state_dict, resumed.state_dict)
+    pd.testing.assert_frame_equal(full.history, resumed.history)
+
+
+def test_resume_refuses_a_different_plan(data, tmp_path):
+    ids, labels, feats, label_map = data
+    cfg = TrainConfig(max_iter=4, interval=3, max_seqlen=24)
+    train_model(
+        feats,
+        label_map,
+        make_sampling_plan(ids, labels, 4, seed=1),
+        MODEL,
+        LossConfig(),
+        cfg,
+        tmp_path,
+        progress=False,
+    )
+    other = make_sampling_plan(ids, labels, 6, seed=2)
+    with pytest.raises(ValueError, match="sampling plan differs"):
+        train_model(
+            feats,
+            label_map,
+            other,
+            MODEL,
+            LossConfig(),
+            TrainConfig(max_iter=6, interval=3, max_seqlen=24, resume=True),
+            tmp_path,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="train config differs"):
+        train_model(
+            feats,
+            label_map,
+            make_sampling_plan(ids, labels, 6, seed=1),
+            MODEL,
+            LossConfig(),
+            TrainConfig(max_iter=6, interval=3, max_seqlen=24, resume=True, lr=1.0),
+            tmp_path,
+            progress=False,
+        )
+
+
+def test_heldout_selection_keeps_best_and_does_not_disturb_training(data, tmp_path):
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, 10, seed=1)
+    scores = {3: 0.2, 6: 0.9, 9: 0.5}
+    snapshots = {}
+
+    def score(model, itr):
+        assert not model.training
+        torch.rand(5)  # a scorer that consumes random numbers must not change training
+        snapshots[itr] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return scores[itr]
+
+    cfg = TrainConfig(max_iter=10, interval=3, max_seqlen=24, selection="heldout")
+    result = train_model(
+        feats,
+        label_map,
+        plan,
+        MODEL,
+        LossConfig(),
+        cfg,
+        tmp_path,
+        selection_score=score,
+        progress=False,
+    )
+    assert result.selected_iteration == 6
+    assert list(result.selection_scores["iteration"]) == [3, 6, 9]
+    assert "best heldout" in result.selection_note
+    _assert_same_weights(result.state_dict, snapshots[6])
+    _assert_same_weights(torch.load(tmp_path / "best.pt", weights_only=True), snapshots[6])
+    last = train_model(
+        feats,
+        label_map,
+        plan,
+        MODEL,
+        LossConfig(),
+        TrainConfig(max_iter=10, interval=3, max_seqlen=24),
+        None,
+        progress=False,
+    )
+    final = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    _assert_same_weights(last.state_dict, final)
+
+
+def test_selection_needs_a_score_and_falls_back_without_scoring_point(data):
+    with pytest.raises(ValueError, match="selection_score"):
+        _train(data, max_iter=2, selection="oracle_test")
+    ids, labels, feats, label_map = data
+    cfg = TrainConfig(max_iter=2, interval=5, max_seqlen=24, selection="oracle_test")
+    result = train_model(
+        feats,
+        label_map,
+        make_sampling_plan(ids, labels, 2, seed=1),
+        MODEL,
+        LossConfig(),
+        cfg,
+        selection_score=lambda m, i: 1.0,
+        progress=False,
+    )
+    assert result.selected_iteration == 1 and "no scoring point" in result.selection_note
+
+
+def test_features_on_device_gives_identical_training(data):
+    a = _train(data, max_iter=3)
+    b = _train(data, max_iter=3, features_on_device=True)
+    _assert_same_weights(a.state_dict, b.state_dict)
+
+
+def test_zero_rows_truncate_the_batch(data, monkeypatch):
+    """Reference quirk: the batch is cut to the largest count of non-zero sampled snippets."""
+    import co2net_pipeline.training as training
+
+    ids, labels, feats, label_map = data
+    zeroed = {k: v.copy() for k, v in feats.items()}
+    for v in zeroed.values():
+        v[len(v) // 2 :] = 0.0
+    plan = make_sampling_plan(ids, labels, 2, seed=1)
+    widths = []
+    original = training.co2net_loss
+
+    def spy(outputs, y, loss_cfg):
+        widths.append(outputs.cas.shape[1])
+        return original(outputs, y, loss_cfg)
+
+    monkeypatch.setattr(training, "co2net_loss", spy)
+    train_model(
+        zeroed,
+        label_map,
+        plan,
+        MODEL,
+        LossConfig(),
+        TrainConfig(max_iter=2, max_seqlen=24),
+        progress=False,
+    )
+    off = TrainConfig(max_iter=2, max_seqlen=24, truncate_to_valid_length=False)
+    train_model(zeroed, label_map, plan, MODEL, LossConfig(), off, progress=False)
+    assert all(w < 24 for w in widths[:2]) and widths[2:] == [24, 24]
+
+
+def test_training_reduces_the_loss(data):
+    result = _train(data, max_iter=80, interval=40)
+    total = result.history["total"].to_numpy()
+    assert total[-15:].mean() < 0.8 * total[:10].mean()
+    mil = result.history["mil_raw"].to_numpy()
+    assert mil[-15:].mean() < mil[:10].mean()
+
+
+def test_config_and_plan_errors(data):
+    ids, labels, feats, label_map = data
+    with pytest.raises(ValueError, match="selection"):
+        TrainConfig(selection="best")
+    with pytest.raises(ValueError, match="unknown keys"):
+        TrainConfig.from_dict({"learning_rate": 1.0})
+    # keys the Kedro node reads itself are accepted and ignored
+    assert (
+        TrainConfig.from_dict({"checkpoint_dir": "x", "log_every": 5, "progress": False})
+        == TrainConfig()
+    )
+    with pytest.raises(ValueError, match="exactly 10 slots"):
+        train_model(
+            feats,
+            label_map,
+            make_sampling_plan(ids, labels, 3, seed=1),
+            MODEL,
+            LossConfig(),
+            TrainConfig(max_iter=5),
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="expected 64"):
+        wide = ModelConfig(feature_dim=16, n_classes=C)
+        plan = make_sampling_plan(ids, labels, 1, seed=1)
+        train_model(
+            feats, label_map, plan, wide, LossConfig(), TrainConfig(max_iter=1), progress=False
+        )
+    missing = {k: v for k, v in feats.items() if k != ids[0]}
+    plan = make_sampling_plan(ids, labels, 50, seed=1)
+    with pytest.raises(ValueError, match=f"{ids[0]}: in the sampling plan but has no features"):
+        train_model(
+            missing, label_map, plan, MODEL, LossConfig(), TrainConfig(max_iter=50), progress=False
+        )
+
+
+def test_select_device_and_seed():
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            select_device("cuda")
+    seed_everything(5)
+    a = (np.random.rand(), torch.rand(1))
+    seed_everything(5)
+    assert (np.random.rand(), torch.rand(1)) == a
