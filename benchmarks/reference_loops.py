@@ -67,7 +67,9 @@ def reference_video_proposals(
                 n = len(run)
                 outer_s = max(0, int(run[0] - margin * n))
                 outer_e = min(t - 1, int(run[-1] + margin * n))
-                outer_idx = list(range(outer_s, int(run[0]))) + list(range(int(run[-1] + 1), outer_e + 1))
+                outer_idx = list(range(outer_s, int(run[0]))) + list(
+                    range(int(run[-1] + 1), outer_e + 1)
+                )
                 outer = np.mean(weighted[outer_idx, c]) if outer_idx else 0
                 score = inner - outer + weight * scores[c]
                 pooled.setdefault(int(c), []).append([int(c), score, int(run[0]), int(run[-1] + 1)])
@@ -77,7 +79,9 @@ def reference_video_proposals(
     return final
 
 
-def reference_filter_ambiguous(dets: list[list[float]], intervals: list[tuple[float, float]]) -> list[list[float]]:
+def reference_filter_ambiguous(
+    dets: list[list[float]], intervals: list[tuple[float, float]]
+) -> list[list[float]]:
     """Drop [class, score, start, end] rows sharing a snippet with an ambiguous interval (s)."""
     keep = []
     for det in dets:
@@ -110,7 +114,9 @@ def _interpolated_prec_rec(prec: np.ndarray, rec: np.ndarray) -> float:
     return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
 
 
-def reference_class_ap(ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds) -> np.ndarray:
+def reference_class_ap(
+    ground_truth: pd.DataFrame, prediction: pd.DataFrame, tiou_thresholds
+) -> np.ndarray:
     """AP per threshold of one class: the per-prediction walk of the ActivityNet evaluator."""
     tiou_thresholds = np.asarray(tiou_thresholds, dtype=np.float64)
     ap = np.zeros(len(tiou_thresholds))
@@ -131,7 +137,8 @@ def reference_class_ap(ground_truth: pd.DataFrame, prediction: pd.DataFrame, tio
             continue
         this_gt = gt_video.reset_index()
         tiou = _segment_iou(
-            this_pred[["t_start", "t_end"]].values.astype(float), this_gt[["t_start", "t_end"]].values.astype(float)
+            this_pred[["t_start", "t_end"]].values.astype(float),
+            this_gt[["t_start", "t_end"]].values.astype(float),
         )
         order = tiou.argsort()[::-1]
         for tidx, thr in enumerate(tiou_thresholds):
@@ -155,7 +162,9 @@ def reference_class_ap(ground_truth: pd.DataFrame, prediction: pd.DataFrame, tio
     return ap
 
 
-def reference_evaluate(predictions: pd.DataFrame, ground_truth: pd.DataFrame, tiou_thresholds) -> pd.DataFrame:
+def reference_evaluate(
+    predictions: pd.DataFrame, ground_truth: pd.DataFrame, tiou_thresholds
+) -> pd.DataFrame:
     """Per-class AP (index class, columns thresholds) for the classes present in the GT."""
     classes = sorted(ground_truth["label"].unique())
     gt_by_label = ground_truth.groupby("label")
@@ -166,5 +175,7 @@ def reference_evaluate(predictions: pd.DataFrame, ground_truth: pd.DataFrame, ti
             preds = pred_by_label.get_group(name).reset_index(drop=True)
         except KeyError:
             preds = pd.DataFrame()
-        rows[name] = reference_class_ap(gt_by_label.get_group(name).reset_index(drop=True), preds, tiou_thresholds)
+        rows[name] = reference_class_ap(
+            gt_by_label.get_group(name).reset_index(drop=True), preds, tiou_thresholds
+        )
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(map(float, tiou_thresholds)))

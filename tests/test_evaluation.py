@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from golden import PROJECT_ROOT, golden_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,6 @@ from co2net_pipeline.evaluation import (
     load_ground_truth,
     load_predictions,
 )
-from golden import PROJECT_ROOT, golden_cases
 
 SHIPPED = {"thumos14", "activitynet12"}
 AP_TOL = 1e-6
@@ -34,7 +34,9 @@ def _numeric_keys(mapping: dict) -> dict[float, float]:
 
 
 def _load_reference_loops():
-    spec = importlib.util.spec_from_file_location("reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py")
+    spec = importlib.util.spec_from_file_location(
+        "reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -56,7 +58,12 @@ def test_golden_evaluation(case: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "metrics.json"
 
     code = evaluate_command(
-        str(predictions), source, expected["subset"], expected["units"], expected["tiou"], str(output)
+        str(predictions),
+        source,
+        expected["subset"],
+        expected["units"],
+        expected["tiou"],
+        str(output),
     )
     assert code == 0
     assert "mAP" in capsys.readouterr().out
@@ -100,7 +107,9 @@ def _gt_table(rows) -> pd.DataFrame:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(segment, min_size=1, max_size=25), st.sampled_from([THUMOS14_TIOU, ACTIVITYNET_TIOU]))
+@given(
+    st.lists(segment, min_size=1, max_size=25), st.sampled_from([THUMOS14_TIOU, ACTIVITYNET_TIOU])
+)
 def test_perfect_predictions_score_one(rows, tiou) -> None:
     gt = _gt_table(rows)
     predictions = gt.assign(score=1.0)
@@ -125,7 +134,9 @@ def test_map_bounded_and_invariant_to_row_order(gt_rows, pred_rows, rnd) -> None
     ap = result.per_class_ap.to_numpy()
     assert np.all(ap >= 0) and np.all(ap <= 1 + 1e-12)
     assert all(0 <= v <= 1 + 1e-12 for v in result.map.values())
-    shuffled = predictions.sample(frac=1.0, random_state=rnd.randint(0, 2**31)).reset_index(drop=True)
+    shuffled = predictions.sample(frac=1.0, random_state=rnd.randint(0, 2**31)).reset_index(
+        drop=True
+    )
     again = evaluate_detections(shuffled, gt.iloc[::-1].reset_index(drop=True), THUMOS14_TIOU)
     assert np.allclose(again.per_class_ap.to_numpy(), ap, atol=1e-12)
 
@@ -152,7 +163,9 @@ def test_matches_reference_loops(seed: int) -> None:
             "video_id": np.where(rng.random(n_pred) < 0.05, "unknown", base["video_id"]),
             "t_start": base["t_start"] + jitter[:, 0],
             "t_end": base["t_end"] + jitter[:, 1],
-            "label": np.where(rng.random(n_pred) < 0.1, rng.choice(["a", "b", "c", "zz"], n_pred), base["label"]),
+            "label": np.where(
+                rng.random(n_pred) < 0.1, rng.choice(["a", "b", "c", "zz"], n_pred), base["label"]
+            ),
             "score": rng.permutation(n_pred) / n_pred + 1e-3,
         }
     )
@@ -196,7 +209,9 @@ def test_duplicate_is_a_false_positive_and_fall_through_reaches_second_gt() -> N
     gt = _gt([("v", 0.0, 10.0, "a"), ("v", 2.0, 12.0, "a")])
     # p1 takes GT0 (IoU 1); p2 has best GT0 (IoU 0.82, taken) and falls through to GT1
     # (IoU 7/13 = 0.54); p3 duplicates p1 and finds both taken.
-    preds = _pred([("v", 0.0, 10.0, "a", 0.9), ("v", -1.0, 9.0, "a", 0.8), ("v", 0.0, 10.0, "a", 0.7)])
+    preds = _pred(
+        [("v", 0.0, 10.0, "a", 0.9), ("v", -1.0, 9.0, "a", 0.8), ("v", 0.0, 10.0, "a", 0.7)]
+    )
     result = evaluate_detections(preds, gt, [0.5, 0.7])
     # 0.5: TP, TP, FP → AP 1.0; 0.7: TP, FP (0.54 < 0.7), FP → AP 0.5.
     assert result.map[0.5] == pytest.approx(1.0)
@@ -242,7 +257,9 @@ def test_empty_predictions() -> None:
 def test_interpolated_ap_uses_precision_envelope() -> None:
     gt = _gt([("v", 0.0, 10.0, "a"), ("v", 20.0, 30.0, "a")])
     # Ranks: FP, TP, TP → precision 0, 1/2, 2/3; envelope 2/3 at both recall steps.
-    preds = _pred([("v", 50.0, 60.0, "a", 0.9), ("v", 0.0, 10.0, "a", 0.8), ("v", 20.0, 30.0, "a", 0.7)])
+    preds = _pred(
+        [("v", 50.0, 60.0, "a", 0.9), ("v", 0.0, 10.0, "a", 0.8), ("v", 20.0, 30.0, "a", 0.7)]
+    )
     assert evaluate_detections(preds, gt, [0.5]).map[0.5] == pytest.approx(2 / 3)
 
 
@@ -281,7 +298,9 @@ def test_load_predictions_errors_name_file_and_row(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"p\.csv.*missing column.*score"):
         load_predictions(path)
     path.write_text("video_id,t_start,t_end,label,score\nv,0,1,a,0.5\nv,0,abc,a,0.5\n")
-    with pytest.raises(ValueError, match=r"p\.csv: row 3 \(video v\): t_end 'abc' is not a finite number"):
+    with pytest.raises(
+        ValueError, match=r"p\.csv: row 3 \(video v\): t_end 'abc' is not a finite number"
+    ):
         load_predictions(path)
     path.write_text("video_id,t_start,t_end,label,score\nv,0,1,a,\n")
     with pytest.raises(ValueError, match=r"row 2.*score"):
@@ -310,7 +329,9 @@ def test_activitynet_json_round_trip(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     loaded = load_predictions(path)
     pd.testing.assert_frame_equal(
-        loaded[["video_id", "label", "score"]], detections[["video_id", "label", "score"]], check_dtype=False
+        loaded[["video_id", "label", "score"]],
+        detections[["video_id", "label", "score"]],
+        check_dtype=False,
     )
     assert loaded["t_start"].tolist() == detections["t_start_s"].tolist()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from golden import PROJECT_ROOT, golden_cases
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
 from co2net_pipeline.localization import (
@@ -19,6 +20,7 @@ from co2net_pipeline.localization import (
     connected_runs,
     localize_videos,
     oic_scores,
+    overlap_components,
     selected_classes,
     soft_nms_gaussian,
     soft_nms_gaussian_batched,
@@ -26,7 +28,6 @@ from co2net_pipeline.localization import (
     video_scores,
     video_scores_table,
 )
-from golden import PROJECT_ROOT, golden_cases
 
 SCORE_TOL = 1e-4
 VIDEO_SCORE_TOL = 1e-5
@@ -34,7 +35,9 @@ KEY = ["video_id", "label", "t_start", "t_end"]
 
 
 def _load_reference_loops():
-    spec = importlib.util.spec_from_file_location("reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py")
+    spec = importlib.util.spec_from_file_location(
+        "reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -45,7 +48,9 @@ def _golden_inputs(case: Path):
     with np.load(case / "inputs.npz", allow_pickle=False) as arrays:
         classlist = [str(c) for c in arrays["classlist"]]
         outputs = {v: (arrays[f"cas/{v}"], arrays[f"attn/{v}"]) for v in meta["videos"]}
-    params = ProposalParams.from_dict({**meta["params"], "ambiguous_filter": meta["ambiguous_filter"]})
+    params = ProposalParams.from_dict(
+        {**meta["params"], "ambiguous_filter": meta["ambiguous_filter"]}
+    )
     return meta, classlist, outputs, params
 
 
@@ -58,7 +63,9 @@ def _assert_same_multiset(got: pd.DataFrame, expected: pd.DataFrame) -> None:
         assert got[column].astype(str).tolist() == expected[column].astype(str).tolist()
     for column in ("t_start", "t_end"):
         np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float))
-    np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=SCORE_TOL)
+    np.testing.assert_allclose(
+        got["score"].to_numpy(), expected["score"].to_numpy(), rtol=0, atol=SCORE_TOL
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +75,9 @@ def _assert_same_multiset(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 @pytest.mark.parametrize("case", golden_cases("proposals"))
 def test_golden_proposals(case: Path) -> None:
     meta, classlist, outputs, params = _golden_inputs(case)
-    ambiguous = load_shipped_annotations(meta["dataset"]).ambiguous if meta["ambiguous_filter"] else None
+    ambiguous = (
+        load_shipped_annotations(meta["dataset"]).ambiguous if meta["ambiguous_filter"] else None
+    )
     got = localize_videos(outputs, classlist, params, ambiguous)
     assert list(got.columns) == PROPOSAL_COLUMNS
     expected = pd.read_csv(case / "expected.csv", dtype={"video_id": str, "label": str})
@@ -79,7 +88,9 @@ def test_golden_proposals(case: Path) -> None:
 @pytest.mark.parametrize("case", golden_cases("proposals"))
 def test_golden_proposals_video_scores(case: Path) -> None:
     _, classlist, outputs, params = _golden_inputs(case)
-    expected = pd.read_csv(case / "expected_video_scores.csv", dtype={"video_id": str}).set_index("video_id")
+    expected = pd.read_csv(case / "expected_video_scores.csv", dtype={"video_id": str}).set_index(
+        "video_id"
+    )
     got = video_scores_table(outputs, classlist, params.topk_divisor)
     assert list(got.columns) == list(expected.columns)
     np.testing.assert_allclose(
@@ -160,7 +171,9 @@ def test_oic_scores_match_definition() -> None:
 
 def test_soft_nms_plus_one_iou_convention() -> None:
     # [0, 2] and [2, 4] touch; with the +1 convention they share one unit: IoU = 1 / (3 + 3 - 1).
-    order, decayed = soft_nms_gaussian(np.array([0.0, 2.0, 10.0]), np.array([2.0, 4.0, 12.0]), np.array([0.9, 0.8, 0.7]))
+    order, decayed = soft_nms_gaussian(
+        np.array([0.0, 2.0, 10.0]), np.array([2.0, 4.0, 12.0]), np.array([0.9, 0.8, 0.7])
+    )
     assert order.tolist() == [0, 1, 2]
     assert decayed[1] == pytest.approx(0.8 * math.exp(-(0.2**2) / 0.3))
     assert decayed[2] == pytest.approx(0.7)  # disjoint: inter = max(0, 12 - ... ) = 0
@@ -196,6 +209,24 @@ def test_soft_nms_batched_matches_reference_per_group() -> None:
         np.testing.assert_allclose([k[1] for k in kept], decayed[ours], atol=1e-12)
         np.testing.assert_array_equal([k[2] for k in kept], starts[ours])
         np.testing.assert_array_equal([k[3] for k in kept], ends[ours])
+
+
+def test_overlap_components_use_plus_one_convention() -> None:
+    starts = np.array([0.0, 2.0, 3.0, 10.0, 12.0, 1.0])
+    ends = np.array([2.0, 4.0, 4.0, 11.0, 20.0, 1.5])
+    # [0,2]-[2,4] touch (+1 convention: one shared unit), [3,4] overlaps [2,4], [1,1.5] sits
+    # inside [0,2]; [10,11] and [12,20] are one unit apart (inter = 11 - 12 + 1 = 0).
+    assert overlap_components(starts, ends).tolist() == [0, 0, 0, 1, 2, 0]
+
+
+def test_video_proposals_kept_order_per_class() -> None:
+    rng = np.random.default_rng(5)
+    cas, attention = _burst_video(rng, 40, 1)
+    cas[:, 2] = cas[:, 1] - 0.2  # a second class above the class threshold
+    table = video_proposals(cas, attention)
+    assert table["class_idx"].unique().tolist() == [1, 2]
+    for _, group in table.groupby("class_idx"):
+        assert group["score"].is_monotonic_decreasing
 
 
 def test_ambiguous_overlap_snippet_sets_and_rounding() -> None:
@@ -238,7 +269,8 @@ def test_localize_videos_columns_filter_and_params() -> None:
     # One video at a time gives the same rows.
     single = video_proposals(*outputs["v2"])
     np.testing.assert_allclose(
-        np.sort(single["score"].to_numpy()), np.sort(plain.loc[plain.video_id == "v2", "score"].to_numpy())
+        np.sort(single["score"].to_numpy()),
+        np.sort(plain.loc[plain.video_id == "v2", "score"].to_numpy()),
     )
 
 
@@ -256,15 +288,22 @@ def test_localize_videos_matches_reference_loops() -> None:
     got = localize_videos(outputs, classlist, ProposalParams(), None)
     rows = []
     for vid, (cas, attention) in outputs.items():
-        rows += [(vid, classlist[int(c)], s, t0, t1) for c, s, t0, t1 in ref.reference_video_proposals(cas, attention)]
+        rows += [
+            (vid, classlist[int(c)], s, t0, t1)
+            for c, s, t0, t1 in ref.reference_video_proposals(cas, attention)
+        ]
     expected = pd.DataFrame(rows, columns=["video_id", "label", "score", "t_start", "t_end"])
     assert len(expected) > 50
     _assert_same_multiset(got, expected)
 
 
 def test_proposal_params_from_dict() -> None:
-    params = ProposalParams.from_dict({"class_threshold": 0.3, "soft_nms_sigma": None, "topk_divisor": 8})
-    assert params.class_threshold == 0.3 and params.soft_nms_sigma == 0.3 and params.topk_divisor == 8
+    params = ProposalParams.from_dict(
+        {"class_threshold": 0.3, "soft_nms_sigma": None, "topk_divisor": 8}
+    )
+    assert (
+        params.class_threshold == 0.3 and params.soft_nms_sigma == 0.3 and params.topk_divisor == 8
+    )
     assert params.attention_thresholds == pytest.approx(np.linspace(0.1, 0.9, 10).tolist())
     assert params.skip_lone_index0 and params.ambiguous_filter
     with pytest.raises(ValueError, match="unknown parameter.*class_treshold"):

@@ -523,7 +523,7 @@ def evaluate_command(
     if output:
         data = {
             "ground_truth": ground_truth,
-            "subset": annotations_subset_name(ground_truth, subset),
+            "subset": _evaluated_subset(ground_truth, subset),
             "units": units,
             "tiou": result.tiou,
             **result.to_dict(),
@@ -534,7 +534,7 @@ def evaluate_command(
     return 0
 
 
-def annotations_subset_name(ground_truth: str, subset: str | None) -> str | None:
+def _evaluated_subset(ground_truth: str, subset: str | None) -> str | None:
     """The subset actually evaluated (the shipped datasets default to their test subset)."""
     if subset is None and ground_truth in DEFAULT_TEST_SUBSET:
         return DEFAULT_TEST_SUBSET[ground_truth]

@@ -6,8 +6,9 @@ CAS logits `cas: (T, C+1)` (background = last column) and the fused `attention: 
 Proposals are in snippet units (1 snippet = 16 frames at 25 fps = 0.64 s).
 
 The hot paths are array code: all attention thresholds are split into runs at once, OIC scores
-come from prefix sums, and soft-NMS runs once for every (video, class) group together — its loop
-is over "pick number k", each step vectorised over all groups.
+come from prefix sums, and soft-NMS runs once for all videos and classes together — split into
+the connected components of the overlap graph (boxes that do not overlap never decay each
+other), its loop is over "pick number k", each step vectorised over all components.
 """
 
 from __future__ import annotations
@@ -310,14 +311,44 @@ def _soft_nms_padded(
 # Whole videos
 
 
+def overlap_components(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Connected components of the soft-NMS overlap graph of proposal boxes.
+
+    starts, ends: (N,) boxes with end > start (proposals: end = last snippet + 1). Two boxes
+    interact in soft-NMS only if their "+1" intersection min(end) − max(start) + 1 is positive.
+    Returns (N,) component ids 0..n−1, numbered in order of their first start.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    ends = np.asarray(ends, dtype=np.float64)
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(starts, kind="stable")
+    reach = np.maximum.accumulate(ends[order])
+    # Sorted by start, a box opens a new component iff no earlier box reaches within 1 of it.
+    new = np.ones(starts.size, dtype=bool)
+    new[1:] = starts[order][1:] - reach[:-1] >= 1
+    component = np.empty(starts.size, dtype=np.int64)
+    component[order] = np.cumsum(new) - 1
+    return component
+
+
+@dataclass
+class _Candidates:
+    """Pre-NMS proposals of one video, per class by threshold then time (the reference's pool
+    order); `component` = overlap component of the box (the same for every class)."""
+
+    class_idx: np.ndarray
+    score: np.ndarray
+    t_start: np.ndarray
+    t_end: np.ndarray
+    component: np.ndarray
+    n_components: int
+
+
 def _video_candidates(
     cas: np.ndarray, attention: np.ndarray, params: ProposalParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Video scores and the pre-NMS proposals of one video (steps 2-5).
-
-    Returns (video_scores (C,), class_idx, score, t_start, t_end), proposals ordered per class by
-    threshold then time, as the reference pools them.
-    """
+) -> _Candidates:
+    """Steps 2-5 for one video: cas (T, C+1), attention (T,)."""
     weighted = cas * attention[:, None]
     scores = _video_scores(weighted, params.topk_divisor)
     classes = selected_classes(scores, params.class_threshold)
@@ -326,19 +357,45 @@ def _video_candidates(
     )
     if starts.size == 0:
         empty = np.zeros(0)
-        return scores, empty.astype(np.int64), empty, empty, empty
+        none = np.zeros(0, dtype=np.int64)
+        return _Candidates(none, empty, empty, empty, none, 0)
     oic = oic_scores(
         weighted[:, classes], starts, ends, scores[classes], params.oic_margin, params.oic_weight
     )  # (R, K)
     n_runs, n_classes = oic.shape
-    class_idx = np.repeat(classes, n_runs)
-    return (
-        scores,
-        class_idx,
-        oic.T.ravel(),
-        np.tile(starts, n_classes).astype(np.float64),
-        np.tile(ends + 1, n_classes).astype(np.float64),
+    # Runs are class-agnostic: every selected class gets the same boxes.
+    component = overlap_components(starts, ends + 1)
+    return _Candidates(
+        class_idx=np.repeat(classes, n_runs),
+        score=oic.T.ravel(),
+        t_start=np.tile(starts, n_classes).astype(np.float64),
+        t_end=np.tile(ends + 1, n_classes).astype(np.float64),
+        component=np.tile(component, n_classes),
+        n_components=int(component.max()) + 1,
     )
+
+
+def _soft_nms_in_kept_order(
+    video_idx: np.ndarray,
+    class_idx: np.ndarray,
+    component: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    score: np.ndarray,
+    sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft-NMS per (video, class) → (row order: video, class, kept order; decayed scores).
+
+    `component` must number overlap components uniquely across videos. Boxes of different
+    components never decay each other (IoU 0 → weight exp(0) = 1), so soft-NMS runs per
+    component — the same decayed scores with far less work. Inside a (video, class) group the
+    kept scores are non-increasing in pick order, so the kept order is the descending decayed
+    score. (Only an exact score tie between two different boxes of one component could pick in
+    another order than the reference, whose tie order also depends on the rest of the list.)
+    """
+    groups = component * (int(class_idx.max(initial=0)) + 1) + class_idx
+    _, decayed = soft_nms_gaussian_batched(groups, t_start, t_end, score, sigma)
+    return np.lexsort((-decayed, class_idx, video_idx)), decayed
 
 
 def video_proposals(
@@ -351,17 +408,22 @@ def video_proposals(
     """
     params = params or ProposalParams()
     cas, attention = _check_video(cas, attention)
-    _, class_idx, score, t_start, t_end = _video_candidates(cas, attention, params)
-    rank, decayed = soft_nms_gaussian_batched(
-        class_idx, t_start, t_end, score, params.soft_nms_sigma
+    cand = _video_candidates(cas, attention, params)
+    order, decayed = _soft_nms_in_kept_order(
+        np.zeros_like(cand.class_idx),
+        cand.class_idx,
+        cand.component,
+        cand.t_start,
+        cand.t_end,
+        cand.score,
+        params.soft_nms_sigma,
     )
-    order = np.lexsort((rank, class_idx))
     return pd.DataFrame(
         {
-            "class_idx": class_idx[order],
+            "class_idx": cand.class_idx[order],
             "score": decayed[order],
-            "t_start": t_start[order],
-            "t_end": t_end[order],
+            "t_start": cand.t_start[order],
+            "t_end": cand.t_end[order],
         }
     )
 
@@ -399,6 +461,14 @@ def ambiguous_overlap(
     return hit
 
 
+def _check_classes(video: str, cas: np.ndarray, classlist: list[str]) -> None:
+    if cas.shape[1] != len(classlist) + 1:
+        raise ValueError(
+            f"{video}: cas has {cas.shape[1]} columns, expected {len(classlist) + 1} "
+            f"(C = {len(classlist)} classes + background)"
+        )
+
+
 def _as_outputs(outputs: Mapping[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     videos = []
     for vid, pair in outputs.items():
@@ -428,34 +498,44 @@ def localize_videos(
     params = params or ProposalParams()
     videos = _as_outputs(outputs)
     parts: list[tuple[np.ndarray, ...]] = []
+    n_components = 0
     for v, (vid, cas, attention) in enumerate(videos):
-        if cas.shape[1] != len(classlist) + 1:
-            raise ValueError(
-                f"{vid}: cas has {cas.shape[1]} columns, expected {len(classlist) + 1} "
-                f"(C = {len(classlist)} classes + background)"
+        _check_classes(vid, cas, classlist)
+        cand = _video_candidates(cas, attention, params)
+        parts.append(
+            (
+                np.full(cand.score.size, v),
+                cand.class_idx,
+                cand.component + n_components,
+                cand.score,
+                cand.t_start,
+                cand.t_end,
             )
-        _, class_idx, score, t_start, t_end = _video_candidates(cas, attention, params)
-        parts.append((np.full(len(score), v), class_idx, score, t_start, t_end))
+        )
+        n_components += cand.n_components
     if parts:
-        video_idx, class_idx, score, t_start, t_end = (
+        video_idx, class_idx, component, score, t_start, t_end = (
             np.concatenate(p) for p in zip(*parts, strict=True)
         )
     else:
-        video_idx = class_idx = np.zeros(0, dtype=np.int64)
+        video_idx = class_idx = component = np.zeros(0, dtype=np.int64)
         score = t_start = t_end = np.zeros(0)
     class_idx = class_idx.astype(np.int64)
     video_idx = video_idx.astype(np.int64)
-    groups = video_idx * (len(classlist) + 1) + class_idx
-    rank, decayed = soft_nms_gaussian_batched(groups, t_start, t_end, score, params.soft_nms_sigma)
-    order = np.lexsort((rank, class_idx, video_idx))
-    names = np.array([vid for vid, _, _ in videos] or [""], dtype=object)
-    video_col = names[video_idx[order]]
+    order, decayed = _soft_nms_in_kept_order(
+        video_idx,
+        class_idx,
+        component.astype(np.int64),
+        t_start,
+        t_end,
+        score,
+        params.soft_nms_sigma,
+    )
+    names = np.array([vid for vid, _, _ in videos], dtype=object)
     table = pd.DataFrame(
         {
-            "video_id": pd.Series(video_col, dtype=object).astype(str),
-            "label": np.asarray(classlist, dtype=object)[class_idx[order]]
-            if len(order)
-            else np.zeros(0, dtype=object),
+            "video_id": pd.Series(names[video_idx[order]], dtype=object).astype(str),
+            "label": np.asarray(list(classlist), dtype=object)[class_idx[order]],
             "class_idx": class_idx[order],
             "score": decayed[order],
             "t_start": t_start[order],
@@ -485,10 +565,7 @@ def video_scores_table(
     videos = _as_outputs(outputs)
     rows = []
     for vid, cas, attention in videos:
-        if cas.shape[1] != len(classlist) + 1:
-            raise ValueError(
-                f"{vid}: cas has {cas.shape[1]} columns, expected {len(classlist) + 1}"
-            )
+        _check_classes(vid, cas, classlist)
         rows.append(_video_scores(cas * attention[:, None], topk_divisor))
     data = np.vstack(rows) if rows else np.zeros((0, len(classlist)))
     return pd.DataFrame(

@@ -217,3 +217,52 @@ def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotati
     )
     classlist = sorted(segments["label"].unique().tolist())
     return Annotations(name or path.stem, classlist, videos, segments)
+
+
+def save_wtalc_annotations(annotations: Annotations, folder: str | Path) -> Path:
+    """Write `annotations` as a W-TALC `<Name>-Annotations/` folder (the inverse of `load_wtalc_annotations`).
+
+    Writes videoname, subset, duration ((N, 1) as THUMOS14), segments, labels, labels_all and
+    classlist `.npy` files, plus `Ambiguous_test.txt` when there are ambiguous intervals. Existing
+    files of the same names are overwritten; the folder is created if needed.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = annotations.videos
+    n = len(videos)
+    by_video = dict(tuple(annotations.segments.groupby("video_id", sort=False)))
+
+    def objects(items: list) -> np.ndarray:
+        out = np.empty(len(items), dtype=object)
+        for i, item in enumerate(items):  # element-wise: keeps ragged lists as Python lists
+            out[i] = item
+        return out
+
+    segments, labels = [], []
+    for vid in videos["video_id"]:
+        group = by_video.get(vid)
+        if group is None:
+            segments.append([])
+            labels.append([])
+        else:
+            times = zip(group["t_start_s"], group["t_end_s"], strict=True)
+            segments.append([[float(s), float(e)] for s, e in times])
+            labels.append([str(x) for x in group["label"]])
+    arrays = {
+        "videoname": np.array([str(v).encode() for v in videos["video_id"]], dtype=np.bytes_),
+        "subset": np.array([str(s).encode() for s in videos["subset"]], dtype=np.bytes_),
+        "duration": videos["duration_s"].to_numpy(np.float64).reshape(n, 1),
+        "segments": objects(segments),
+        "labels": objects(labels),
+        "labels_all": objects([[str(x) for x in labs] for labs in videos["labels"]]),
+        "classlist": np.array([c.encode() for c in annotations.classlist], dtype=np.bytes_),
+    }
+    for key, array in arrays.items():
+        np.save(folder / f"{key}.npy", array, allow_pickle=array.dtype.hasobject)
+    if len(annotations.ambiguous):
+        lines = [
+            f"{r.video_id}  {float(r.t_start_s)!r} {float(r.t_end_s)!r}\n"
+            for r in annotations.ambiguous.itertuples()
+        ]
+        (folder / "Ambiguous_test.txt").write_text("".join(lines))
+    return folder

@@ -127,7 +127,7 @@ class FeatureSource(ABC):
         hasher.update(fingerprint_files(self.annotation_paths, full).encode())
         return hasher.hexdigest()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: only sources with a cache override it
         """Release cached data (the W-TALC object array)."""
 
     def __enter__(self) -> FeatureSource:
@@ -135,6 +135,31 @@ class FeatureSource(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _wtalc_header(path: Path) -> tuple[int, int | None]:
+    """(number of entries, width or None) from the .npy header alone."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read(fh)
+    except OSError as exc:
+        raise FeatureFormatError(f"{path}: cannot read the feature file ({exc})") from exc
+    except ValueError as exc:
+        raise FeatureFormatError(f"{path}: not a .npy file ({exc})") from exc
+    if dtype.hasobject and len(shape) == 1:
+        return int(shape[0]), None
+    if not dtype.hasobject and len(shape) == 3:  # (N, T, 2D): every video the same length
+        return int(shape[0]), int(shape[2])
+    raise FeatureFormatError(
+        f"{path}: expected an object array of per-video (T, 2D) arrays, found "
+        f"dtype {dtype} with shape {tuple(shape)}"
+    )
 
 
 class WtalcFeatureSource(FeatureSource):
@@ -153,34 +178,11 @@ class WtalcFeatureSource(FeatureSource):
         super().__init__(path, annotation_paths)
         self._annotated = list(annotated_ids)
         self._entries: np.ndarray | None = None
-        self._n_entries, self._width = self._read_header()
+        self._n_entries, self._width = _wtalc_header(self.path)
         ids = self._annotated[: self._n_entries]
         ids += [f"<entry {i}>" for i in range(len(ids), self._n_entries)]
         self._ids = ids
         self._position = {vid: i for i, vid in enumerate(ids)}
-
-    def _read_header(self) -> tuple[int, int | None]:
-        try:
-            with open(self.path, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read(fh)
-        except OSError as exc:
-            raise FeatureFormatError(f"{self.path}: cannot read the feature file ({exc})") from exc
-        except ValueError as exc:
-            raise FeatureFormatError(f"{self.path}: not a .npy file ({exc})") from exc
-        if dtype.hasobject and len(shape) == 1:
-            return int(shape[0]), None
-        if not dtype.hasobject and len(shape) == 3:  # (N, T, 2D): every video the same length
-            return int(shape[0]), int(shape[2])
-        raise FeatureFormatError(
-            f"{self.path}: expected an object array of per-video (T, 2D) arrays, found "
-            f"dtype {dtype} with shape {tuple(shape)}"
-        )
 
     @property
     def video_ids(self) -> list[str]:
@@ -260,7 +262,8 @@ class NpyFolderSource(FeatureSource):
         try:
             array = load_npy(path)
         except ValueError as exc:
-            raise FeatureFormatError(f"video {video_id}: {exc}") from exc
+            message = str(exc).removeprefix(f"{path}: ")
+            raise FeatureFormatError(f"{path}: video {video_id}: {message}") from exc
         if array.dtype.hasobject:
             raise FeatureFormatError(
                 f"{path}: video {video_id}: expected a numeric array, found dtype object"
@@ -420,6 +423,7 @@ def open_feature_source(
         raise FileNotFoundError(f"{features_path}: features not found")
     if fmt == "wtalc":
         feat_file, name = _wtalc_paths(features_path, dataset_name)
+        _wtalc_header(feat_file)  # a broken feature file is reported before the annotations
         ann_path = (
             Path(annotations_path) if annotations_path else feat_file.parent / f"{name}-Annotations"
         )

@@ -73,7 +73,9 @@ class IngestResult:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-def output_paths(slug: str, store_path: Path, tables_dir: Path, report_dir: Path) -> dict[str, Path]:
+def output_paths(
+    slug: str, store_path: Path, tables_dir: Path, report_dir: Path
+) -> dict[str, Path]:
     """Where `ingest` writes each output."""
     return {
         "store": store_path,
@@ -98,7 +100,9 @@ def _atomic_write(path: Path, write) -> None:
 
 def write_tables(dataset: ValidatedDataset, report: Mapping, paths: Mapping[str, Path]) -> None:
     """Write the tables and the report (each atomically) to `paths` from `output_paths`."""
-    classlist = pd.DataFrame({"class_idx": np.arange(len(dataset.classlist)), "name": dataset.classlist})
+    classlist = pd.DataFrame(
+        {"class_idx": np.arange(len(dataset.classlist)), "name": dataset.classlist}
+    )
     for key, table in (
         ("videos", dataset.videos),
         ("segments", dataset.segments),
@@ -141,7 +145,9 @@ def pending_feature_store(
     """The store for a Kedro `FeatureStoreDataset` to save (skipped there when already current)."""
     if not isinstance(params, ValidationParams):
         params = ValidationParams.from_dict(params)
-    return PendingFeatureStore(dataset.iter_features, store_attrs(dataset, fingerprint, params), dtype)
+    return PendingFeatureStore(
+        dataset.iter_features, store_attrs(dataset, fingerprint, params), dtype
+    )
 
 
 def ingest(

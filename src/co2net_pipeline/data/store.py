@@ -237,6 +237,13 @@ class FeatureStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __getstate__(self) -> dict:
+        # Picklable for spawn-started workers: the handle stays behind and is reopened lazily.
+        return {**self.__dict__, "_fh": None, "_pid": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     def __del__(self) -> None:
         try:
             self.close()

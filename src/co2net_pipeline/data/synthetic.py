@@ -32,7 +32,7 @@ Video v has T = max(1, round(duration·25/16)) snippets (spec §1.1). Each modal
 - d_t^m: per channel a stationary AR(1), d_t = φ d_{t−1} + √(1−φ²)·`drift_std`·ξ_t,
   φ = exp(−1/`drift_timescale`), independent per modality.
 - z_t ∈ R^{n_irr}: stationary AR(1) with std `irrelevant_std` and timescale
-  `irrelevant_timescale`, SHARED by both modalities (g^r, g^f: fixed per-channel gains ±U(0.5,
+  `irrelevant_timescale`, SHARED by both modalities (g^r, g^f: fixed per-channel gains ±U(0.8,
   1.5)) and unrelated to actions — the cross-modal redundancy that CCM re-calibration removes.
 - ε ~ N(0, 1) i.i.d., σ = `noise_std`.
 
@@ -61,7 +61,6 @@ from co2net_pipeline.data.annotations import (
     SNIPPETS_PER_SECOND,
     Annotations,
     expected_snippets,
-    load_ambiguous_intervals,
     load_wtalc_annotations,
     shipped_annotations_dir,
 )
@@ -112,7 +111,7 @@ class SyntheticParams:
     drift_std: float = 0.5
     drift_timescale: float = 30.0
     n_irrelevant: int | None = None
-    irrelevant_std: float = 1.0
+    irrelevant_std: float = 1.5
     irrelevant_timescale: float = 4.0
 
     def __post_init__(self) -> None:
@@ -268,7 +267,7 @@ def _dataset_layout(params: SyntheticParams) -> tuple[np.ndarray, np.ndarray, np
     irr = np.sort(rng.choice(d, size=params.irrelevant_channels, replace=False))
     action = np.setdiff1d(np.arange(d), irr)
     columns = np.concatenate([irr, irr + d])
-    gains = rng.uniform(0.5, 1.5, size=columns.size) * rng.choice([-1.0, 1.0], size=columns.size)
+    gains = rng.uniform(0.8, 1.5, size=columns.size) * rng.choice([-1.0, 1.0], size=columns.size)
     return action, columns, gains
 
 
@@ -390,13 +389,10 @@ def write_wtalc_annotations(
                     with open(tmp / item.name, "wb") as fh:
                         np.save(fh, array[keep], allow_pickle=array.dtype.hasobject)
                 elif item.name == "Ambiguous_test.txt":
-                    table = load_ambiguous_intervals(item)
-                    lines = [
-                        f"{r.video_id}  {r.t_start_s:g} {r.t_end_s:g}\n"
-                        for r in table.itertuples()
-                        if r.video_id in kept_ids
-                    ]
-                    (tmp / item.name).write_text("".join(lines))
+                    # Original lines verbatim (format and line endings) for the kept videos.
+                    lines = item.read_bytes().splitlines(keepends=True)
+                    kept = [ln for ln in lines if ln.split() and ln.split()[0].decode() in kept_ids]
+                    (tmp / item.name).write_bytes(b"".join(kept))
                 elif item.is_file():
                     shutil.copy2(item, tmp / item.name)
         _replace_dir(tmp, out)

@@ -21,10 +21,10 @@ def multi_hot(labels, classlist: list[str]) -> np.ndarray:
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
     """Train / held-out / test video ids.
 
-    Videos with fewer than `min_snippets` snippets leave both lists (the reference drops
-    ActivityNet videos with <= 10 snippets); the ground truth of the test subset is untouched.
+    Videos that ingestion marked unusable (too short: the reference drops ActivityNet videos with
+    <= 10 snippets) leave both lists; the ground truth of the test subset is untouched.
     """
-    usable = videos[videos["n_snippets"] >= params.get("min_snippets", 1)]
+    usable = videos[videos["usable"]] if "usable" in videos else videos
     train = usable[usable["subset"] == params["train_subset"]]
     test = usable[usable["subset"] == params["test_subset"]]
     train_ids = train["video_id"].tolist()

@@ -1,0 +1,38 @@
+"""Feature ingestion: read user features in any supported format, validate, hand over the store."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from co2net_pipeline.data.formats import open_feature_source
+from co2net_pipeline.data.ingest import pending_feature_store
+from co2net_pipeline.data.store import PendingFeatureStore
+from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
+
+logger = logging.getLogger(__name__)
+
+
+def ingest_features(
+    params: dict,
+) -> tuple[PendingFeatureStore, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], dict, str]:
+    """Validate the features named in `params` against their annotations.
+
+    Raises `DataValidationError` (naming file, video and problem) before anything is written.
+    Returns the pending feature store (written atomically by `FeatureStoreDataset`, skipped when
+    the input fingerprint is unchanged), the videos / segments / ambiguous-interval tables, the
+    class list and the validation report (JSON and Markdown).
+    """
+    validation = ValidationParams.from_dict({**(params.get("validation") or {}), "feature_dim": params.get("feature_dim")})
+    source, annotations = open_feature_source(
+        params["features_path"], params.get("format", "wtalc"), params.get("annotations_path"), params.get("dataset_name")
+    )
+    fingerprint = source.fingerprint()
+    dataset, report = validate_dataset(source, annotations, validation)
+    report["fingerprint"] = fingerprint
+    report["synthetic"] = bool(params.get("synthetic", False))
+    for warning in report.get("warnings", []):
+        logger.warning("feature ingestion: %s", warning.get("message", warning) if isinstance(warning, dict) else warning)
+    pending = pending_feature_store(dataset, fingerprint, validation, params.get("dtype", "float32"))
+    return pending, dataset.videos, dataset.segments, dataset.ambiguous, list(dataset.classlist), report, report_to_markdown(report)

@@ -1,0 +1,24 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import ingest_features
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                ingest_features,
+                inputs="params:feature_ingestion",
+                outputs=[
+                    "feature_store",
+                    "videos",
+                    "segments",
+                    "ambiguous_intervals",
+                    "classlist",
+                    "validation_report",
+                    "validation_report_md",
+                ],
+                name="ingest_features",
+            )
+        ]
+    )
