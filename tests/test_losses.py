@@ -27,6 +27,16 @@ from co2net_pipeline.model import ModelOutputs
 GRAD_KEYS = ("feat", "cas", "attn", "v_atn", "f_atn")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and a second OpenMP thread stalls badly when
+    other processes share the cores (1 s instead of 0.01 s per step on a busy 2-core box)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _load_case(case):
     inputs = np.load(case / "inputs.npz")
     tensors = {k: torch.tensor(inputs[k], requires_grad=k in GRAD_KEYS) for k in inputs.files}

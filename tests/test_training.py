@@ -23,6 +23,16 @@ D, C, N = 32, 4, 16
 MODEL = ModelConfig(feature_dim=D, n_classes=C, attention_hidden=16)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and a second OpenMP thread stalls badly when
+    other processes share the cores (1 s instead of 0.01 s per step on a busy 2-core box)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def data():
     """Tiny videos: noise, plus a class-specific pattern (in both modalities) inside one
@@ -327,3 +337,21 @@ def test_select_device_and_seed():
     a = (np.random.rand(), torch.rand(1))
     seed_everything(5)
     assert (np.random.rand(), torch.rand(1)) == a
+
+
+def test_cpu_threads_applied_and_restored(data):
+    before = torch.get_num_threads()
+    seen = []
+    ids, labels, feats, label_map = data
+    train_model(
+        feats,
+        label_map,
+        make_sampling_plan(ids, labels, 1, seed=1),
+        MODEL,
+        LossConfig(),
+        TrainConfig(max_iter=1, max_seqlen=24, cpu_threads=2),
+        on_metrics=lambda itr, m: seen.append(torch.get_num_threads()),
+        progress=False,
+    )
+    assert seen == [2]
+    assert torch.get_num_threads() == before

@@ -52,9 +52,10 @@ def run_inference(
     batch_by_length: forward videos of exactly equal length together (at most
         `max_batch_snippets` snippets per pass), but only where that is bit-identical to one
         video at a time. Kernels may pick different algorithms for different batch sizes
-        (oneDNN on CPU does: about 1e-6 differences), so the first multi-video group is
-        also run one at a time and compared; if anything differs, the rest of the run goes
-        video by video. Results therefore never depend on this switch.
+        (oneDNN on CPU does: ~1e-6 differences), so every batched pass is checked against a
+        one-video pass of its first video; at the first difference that pass is redone video
+        by video and so is the rest of the run. Results never depend on this switch; it only
+        saves time where the device's kernels are batch-invariant.
     autocast_bf16: run the model under bfloat16 autocast (outputs are returned as float32).
     The model's train/eval mode and device are restored afterwards.
     """
@@ -80,33 +81,30 @@ def run_inference(
         groups[feat.shape[0]].append(vid)
 
     batching = batch_by_length
-    verified = False
     try:
         with torch.inference_mode():
-            for length, vids in groups.items():  # loop over videos (grouped by length)
-                per_pass = max(1, max_batch_snippets // length) if batching else 1
-                if per_pass > 1 and len(vids) > 1 and not verified:
-                    chunk = vids[:per_pass]
+            for length, vids in groups.items():  # loop over videos, grouped by length
+                per_pass = max(1, max_batch_snippets // length)
+                start = 0
+                while start < len(vids):
+                    chunk = vids[start : start + (per_pass if batching else 1)]
+                    start += len(chunk)
                     out = forward(np.stack([features[v] for v in chunk]))
-                    batched = {v: _to_numpy(out, i) for i, v in enumerate(chunk)}
-                    singles = {
-                        v: _to_numpy(forward(np.asarray(features[v])[None]), 0) for v in chunk
-                    }
-                    results.update(singles)
-                    verified = True
-                    if not all(_identical(batched[v], singles[v]) for v in chunk):
-                        logger.info(
-                            "batched inference differs from one-video passes on %s; "
-                            "running video by video",
-                            device,
-                        )
-                        batching = False
-                    vids = vids[per_pass:]
-                    per_pass = per_pass if batching else 1
-                for start in range(0, len(vids), per_pass):
-                    chunk = vids[start : start + per_pass]
-                    out = forward(np.stack([features[v] for v in chunk]))
-                    results.update({v: _to_numpy(out, i) for i, v in enumerate(chunk)})
+                    batch = {v: _to_numpy(out, i) for i, v in enumerate(chunk)}
+                    if len(chunk) > 1:
+                        first = _to_numpy(forward(np.asarray(features[chunk[0]])[None]), 0)
+                        if not _identical(first, batch[chunk[0]]):
+                            logger.info(
+                                "batched inference differs from one-video passes on %s; "
+                                "running video by video",
+                                device,
+                            )
+                            batching = False
+                            batch = {
+                                v: _to_numpy(forward(np.asarray(features[v])[None]), 0)
+                                for v in chunk
+                            }
+                    results.update(batch)
     finally:
         model.train(was_training).to(original_device)
     return {vid: results[vid] for vid in features}

@@ -86,6 +86,9 @@ class TrainConfig:
         score_final_iteration: also score the final weights (the reference never does: its
             last scoring point is the last multiple of `interval` before max_iter).
         fused_adam: use the fused Adam kernel on CUDA (same maths, fewer launches).
+        cpu_threads: torch intra-op threads during training (None = torch's default). Small
+            models train faster on 1 thread, and extra OpenMP threads stall badly when other
+            processes share the cores; restored afterwards.
     """
 
     lr: float = 5e-5
@@ -107,6 +110,7 @@ class TrainConfig:
     truncate_to_valid_length: bool = True
     score_final_iteration: bool = False
     fused_adam: bool = True
+    cpu_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -186,17 +190,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _DeterminismGuard:
-    """Deterministic algorithms for the duration of training; previous settings restored."""
+class _RunSettings:
+    """Determinism flags and CPU threads for the duration of training; previous settings
+    restored afterwards."""
 
-    def __init__(self, enabled: bool, device: torch.device) -> None:
+    def __init__(self, enabled: bool, device: torch.device, cpu_threads: int | None) -> None:
         self.enabled = enabled
+        self.cpu_threads = cpu_threads
         # The CPU kernels CO2-Net uses are deterministic already, and the first call of
         # torch.use_deterministic_algorithms imports the compiler stack (~5 s), so it is only
         # switched for CUDA.
         self.global_switch = enabled and device.type == "cuda"
 
     def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+        if self.cpu_threads:
+            torch.set_num_threads(int(self.cpu_threads))
         self.saved = (
             torch.are_deterministic_algorithms_enabled(),
             torch.is_deterministic_algorithms_warn_only_enabled(),
@@ -212,6 +221,7 @@ class _DeterminismGuard:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.threads)
         det, warn_only, cudnn_det, cudnn_bench = self.saved
         if self.global_switch:
             torch.use_deterministic_algorithms(det, warn_only=warn_only)
@@ -288,6 +298,10 @@ class _FeatureBank:
                 self.bank[off : off + len(arr)] = torch.from_numpy(
                     np.ascontiguousarray(arr, dtype=np.float32)
                 )
+        # Host batches for CUDA go through one reused pinned buffer (asynchronous copy). Reuse
+        # is safe: every iteration ends with a device->host transfer of the loss values,
+        # which waits for the previous copy.
+        self.pinned: torch.Tensor | None = None
         self.pin = device.type == "cuda" and not on_device
 
     def valid_length(self, videos: np.ndarray, idx: np.ndarray) -> int:
@@ -300,13 +314,18 @@ class _FeatureBank:
         if self.bank is not None:
             flat = torch.from_numpy((self.offsets[videos][:, None] + idx).ravel()).to(self.device)
             return self.bank.index_select(0, flat).view(len(videos), idx.shape[1], self.width)
-        out = np.empty((len(videos), idx.shape[1], self.width), dtype=np.float32)
+        shape = (len(videos), idx.shape[1], self.width)
+        if self.pin:
+            if self.pinned is None or tuple(self.pinned.shape) != shape:
+                self.pinned = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+            out = self.pinned.numpy()
+        else:
+            out = np.empty(shape, dtype=np.float32)
         for slot, (v, i) in enumerate(zip(videos, idx, strict=True)):  # loop over videos
             out[slot] = self.arrays[v][i]
-        batch = torch.from_numpy(out)
         if self.pin:
-            return batch.pin_memory().to(self.device, non_blocking=True)
-        return batch.to(self.device)
+            return self.pinned.to(self.device, non_blocking=True)
+        return torch.from_numpy(out).to(self.device)
 
 
 def _label_matrix(labels: Mapping[str, np.ndarray], video_ids: np.ndarray) -> np.ndarray:
@@ -402,9 +421,12 @@ def train_model(
     if checkpoint_path is not None:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
 
-    with _DeterminismGuard(train_cfg.deterministic, device):
+    with _RunSettings(train_cfg.deterministic, device, train_cfg.cpu_threads):
         seed_everything(train_cfg.seed)
-        model = build_model(model_cfg).to(device)
+        # Built directly on the device, as the reference (default tensor type CUDA) does, so
+        # the initial weights come from that device's generator.
+        with torch.device(device):
+            model = build_model(model_cfg)
         optimizer = torch.optim.Adam(
             model.parameters(),
             lr=train_cfg.lr,

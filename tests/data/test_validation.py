@@ -379,3 +379,29 @@ def test_report_is_json_serialisable(tmp_path, tiny):
     _, report = _wtalc(tmp_path, annotations, features)
     assert json.loads(json.dumps(report))["warnings"]["segments_past_duration"]["count"] == 1
     assert isinstance(pd.DataFrame(report["subsets"]).T, pd.DataFrame)
+
+
+def test_unsafe_or_inconsistent_annotation_files(tmp_path, tiny):
+    annotations, features = tiny
+    write_wtalc(tmp_path, annotations, features)
+    labels = tmp_path / "Tiny-Annotations" / "labels.npy"
+    with open(labels, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "|O", "fortran_order": False, "shape": (4,)}
+        )
+        pickle.dump(_Exploit(), fh, protocol=3)
+    with pytest.raises(
+        DataValidationError, match=r"labels\.npy: refusing to unpickle 'builtins\.print'"
+    ):
+        open_feature_source(tmp_path, "wtalc")
+    np.save(
+        labels, np.array([["Jump"], ["Run"], ["Jump"], ["Run"]], dtype=object), allow_pickle=True
+    )
+    with pytest.raises(
+        DataValidationError, match=r"Tiny-Annotations: video vid_a has 2 segments but 1 segment labels"
+    ):
+        open_feature_source(tmp_path, "wtalc")
+    (tmp_path / "gt.json").write_text("{not json")
+    write_npy_folder(tmp_path / "feats", features)
+    with pytest.raises(DataValidationError, match=r"gt\.json: not a readable JSON file"):
+        open_feature_source(tmp_path / "feats", "npy-folder", tmp_path / "gt.json")

@@ -28,6 +28,7 @@ from co2net_pipeline.data.annotations import (
     load_ground_truth_csv,
     load_wtalc_annotations,
 )
+from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.safe_npy import load_npy
 
 FORMATS = ("wtalc", "npy-folder", "hdf5")
@@ -38,8 +39,8 @@ _SAMPLE_BYTES = 1 << 20
 _FOLDER_SAMPLE_BYTES = 1 << 16
 
 
-class FeatureFormatError(ValueError):
-    """A feature file is missing, unreadable or not in the declared format."""
+class FeatureFormatError(DataValidationError):
+    """A feature file is unreadable or not in the declared format."""
 
 
 def _file_digest(path: Path, sample: int | None, hasher) -> None:
@@ -364,8 +365,20 @@ class Hdf5Source(FeatureSource):
 
 
 def load_annotations(path: str | Path, name: str | None = None) -> Annotations:
-    """Annotations from a W-TALC folder, an ActivityNet-style `.json` or a ground-truth `.csv`."""
-    path = Path(path)
+    """Annotations from a W-TALC folder, an ActivityNet-style `.json` or a ground-truth `.csv`.
+
+    Malformed files (inconsistent arrays, unsafe pickles, bad JSON/CSV) raise
+    `DataValidationError`; a missing path raises `FileNotFoundError`.
+    """
+    try:
+        return _load_annotations(Path(path), name)
+    except DataValidationError:
+        raise
+    except ValueError as exc:
+        raise DataValidationError(str(exc)) from exc
+
+
+def _load_annotations(path: Path, name: str | None) -> Annotations:
     if path.is_dir():
         return load_wtalc_annotations(path, name=name)
     if not path.exists():

@@ -274,12 +274,12 @@ def _dataset_layout(params: SyntheticParams) -> tuple[np.ndarray, np.ndarray, np
 def generate_features(
     annotations: Annotations, params: SyntheticParams | None = None
 ) -> list[np.ndarray]:
-    """Synthetic features for every video of `annotations` (after `params.subset`), in annotation order.
+    """Synthetic features for every video of `annotations`, in annotation order.
 
     Returns a list of float32 arrays (T_i, 2·feature_dim) with T_i = max(1, round(duration_i·25/16)).
-    `annotations` should already be restricted to the subset when one is chosen (see
-    `select_subset`); videos are generated independently, so the result for a video is the same
-    whatever else is generated.
+    `params.subset` is not applied here: restrict the annotations first with `select_subset`.
+    Videos are generated independently, so a video's features are the same whatever else is
+    generated.
     """
     params = params or SyntheticParams()
     action, irrelevant, gains = _dataset_layout(params)

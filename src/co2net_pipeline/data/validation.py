@@ -30,13 +30,19 @@ from co2net_pipeline.data.annotations import (
     expected_snippets,
     seconds_to_snippets,
 )
+from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.formats import FeatureSource
 
 _MAX_LISTED = 5  # ids quoted in an error message; the count is always given
 
-
-class DataValidationError(ValueError):
-    """Features or annotations that cannot be used; the message names file, video and problem."""
+__all__ = [
+    "DataValidationError",
+    "ValidatedDataset",
+    "ValidationParams",
+    "report_to_json",
+    "report_to_markdown",
+    "validate_dataset",
+]
 
 
 @dataclass
@@ -54,7 +60,7 @@ class ValidationParams:
         ActivityNet (name contains "activitynet"), False otherwise — the reference behaviour.
     clip_segments_to_duration: clip segment ends to the video duration. Default False: the
         reference evaluator uses the annotated times as they are; in THUMOS14 the 30 segments
-        "past the duration" lie in 6 videos whose stored duration is too short (e.g.
+        "past the duration" lie in 5 videos whose stored duration is too short (e.g.
         video_test_0000270: 176 s, segments up to 714 s), so clipping would delete real ground
         truth.
     drop_empty_segments: drop segments with start ≥ end. Default False: the reference keeps them
@@ -503,7 +509,10 @@ def report_to_markdown(report: Mapping) -> str:
         lines.append("None.")
     for key, warn in report["warnings"].items():
         shown = ", ".join(warn["videos"][:10]) + (" …" if len(warn["videos"]) > 10 else "")
-        lines.append(f"- **{key}** ({warn['count']}): {warn['message']}. Videos: {shown}")
+        count = (
+            f"{warn['count']} in {warn['n_videos']} videos" if "n_videos" in warn else warn["count"]
+        )
+        lines.append(f"- **{key}** ({count}): {warn['message']}. Videos: {shown}")
     return "\n".join(lines) + "\n"
 
 

@@ -67,7 +67,9 @@ class ModelConfig:
             checkpoints (`load_reference_state_dict` drops it otherwise).
         seed_compatible_init: when the feat_encoder is not created, still draw the random
             numbers its creation and re-initialisation would consume (and discard them), so a
-            given seed gives exactly the reference's initial weights for every used layer.
+            given seed gives exactly the reference's initial weights for every used layer
+            (when built on the same kind of device: the reference creates its tensors on the
+            GPU, from the CUDA generator).
             False skips the draws (faster by ~0.1 s at full size; weights then differ from
             the reference's at the same seed for all layers).
     """
