@@ -188,8 +188,16 @@ def test_plan_replay_determinism():
     c = make_sampling_plan(ids, labels, 20, seed=8)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
-    # a longer plan starts with a different stream: plans are a function of (seed, n_iterations)
     assert len(make_sampling_plan(ids, labels, 0, seed=7)) == 0
+
+
+def test_plan_is_a_prefix_of_longer_plans():
+    ids, labels = _dataset()
+    short = make_sampling_plan(ids, labels, 5, seed=3)
+    long = make_sampling_plan(ids, labels, 2500, seed=3)  # spans several draw blocks
+    pd.testing.assert_frame_equal(short, long.iloc[:50])
+    middle = make_sampling_plan(ids, labels, 1500, seed=3)
+    pd.testing.assert_frame_equal(middle, long.iloc[:15000])
 
 
 def test_plan_errors():

@@ -355,3 +355,15 @@ def test_cpu_threads_applied_and_restored(data):
     )
     assert seen == [2]
     assert torch.get_num_threads() == before
+
+
+def test_finished_run_can_be_extended(data, tmp_path):
+    """A plan is a prefix of any longer plan, so a 4-iteration run resumed to 6 iterations
+    equals a 6-iteration run."""
+    ids, labels, feats, label_map = data
+    full = _train(data, max_iter=6)
+    short = _train(data, max_iter=4, checkpoint_dir=tmp_path)
+    assert short.selected_iteration == 3
+    longer = _train(data, max_iter=6, checkpoint_dir=tmp_path, resume=True)
+    _assert_same_weights(full.state_dict, longer.state_dict)
+    pd.testing.assert_frame_equal(full.history, longer.history)

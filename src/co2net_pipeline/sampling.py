@@ -14,6 +14,9 @@ import pandas as pd
 
 PLAN_COLUMNS = ("iteration", "slot", "video_id", "snippet_seed")
 SAMPLINGS = ("random", "uniform", "all")
+# Plans are drawn in blocks of this many iterations, block b from the stream (seed, b), so a
+# plan is a prefix of any longer plan with the same seed (a run can be extended and resumed).
+_PLAN_BLOCK = 1024
 
 
 def _check_lengths(length: int, max_seqlen: int) -> None:
@@ -101,8 +104,9 @@ def make_sampling_plan(
     Classes with fewer than 2 train videos cannot be drawn (the reference would crash on
     them: `np.random.choice(..., replace=False)` of 2 out of < 2); the pair class is drawn
     uniformly among the eligible classes. The reference draws with NumPy's legacy global
-    RNG; here a seeded `np.random.Generator` is used, so the distribution is the same but
-    the exact batches differ.
+    RNG; here seeded `np.random.Generator` streams are used, so the distribution is the same
+    but the exact batches differ. A plan is a prefix of any longer plan with the same
+    arguments (so a finished run can be extended and resumed).
 
     Returns a DataFrame with columns iteration, slot (int64), video_id (str) and
     snippet_seed (int64, seeds the snippet draw of that row), sorted by iteration and slot.
@@ -122,26 +126,33 @@ def make_sampling_plan(
         )
     if not video_ids:
         raise ValueError("make_sampling_plan: no train videos")
-    rng = np.random.default_rng(seed)
     n_fill = batch_size - 2 * n_similar
-    rows = np.empty((n_iterations, batch_size), dtype=np.int64)
-    if n_similar > 0:
-        members = [m for m in class_video_index(labels) if len(m) >= 2]
-        if not members:
-            raise ValueError("make_sampling_plan: no class has 2 or more train videos")
-        sizes = np.array([len(m) for m in members])
-        cls = rng.integers(0, len(members), size=(n_iterations, n_similar))
-        n_c = sizes[cls]
-        # Two distinct members: first uniform, second uniform over the others.
-        first = rng.integers(0, n_c)
-        second = rng.integers(0, n_c - 1)
-        second = second + (second >= first)
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        flat = np.concatenate(members)
-        rows[:, 0 : 2 * n_similar : 2] = flat[offsets[cls] + first]
-        rows[:, 1 : 2 * n_similar : 2] = flat[offsets[cls] + second]
-    rows[:, 2 * n_similar :] = rng.integers(0, len(video_ids), size=(n_iterations, n_fill))
-    seeds = rng.integers(0, np.iinfo(np.int64).max, size=(n_iterations, batch_size), dtype=np.int64)
+    members = [m for m in class_video_index(labels) if len(m) >= 2]
+    if n_similar > 0 and not members:
+        raise ValueError("make_sampling_plan: no class has 2 or more train videos")
+    sizes = np.array([len(m) for m in members], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    flat = np.concatenate(members) if members else np.zeros(0, dtype=np.int64)
+    n_blocks = -(-n_iterations // _PLAN_BLOCK)
+    rows = np.empty((n_blocks * _PLAN_BLOCK, batch_size), dtype=np.int64)
+    seeds = np.empty((n_blocks * _PLAN_BLOCK, batch_size), dtype=np.int64)
+    for block in range(n_blocks):  # fixed-size blocks, each from its own stream
+        rng = np.random.default_rng((seed, block))
+        part = slice(block * _PLAN_BLOCK, (block + 1) * _PLAN_BLOCK)
+        if n_similar > 0:
+            cls = rng.integers(0, len(members), size=(_PLAN_BLOCK, n_similar))
+            n_c = sizes[cls]
+            # Two distinct members: first uniform, second uniform over the others.
+            first = rng.integers(0, n_c)
+            second = rng.integers(0, n_c - 1)
+            second = second + (second >= first)
+            rows[part, 0 : 2 * n_similar : 2] = flat[offsets[cls] + first]
+            rows[part, 1 : 2 * n_similar : 2] = flat[offsets[cls] + second]
+        rows[part, 2 * n_similar :] = rng.integers(0, len(video_ids), size=(_PLAN_BLOCK, n_fill))
+        seeds[part] = rng.integers(
+            0, np.iinfo(np.int64).max, size=(_PLAN_BLOCK, batch_size), dtype=np.int64
+        )
+    rows, seeds = rows[:n_iterations], seeds[:n_iterations]
     return pd.DataFrame(
         {
             "iteration": np.repeat(np.arange(n_iterations, dtype=np.int64), batch_size),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import leftover_temp_files
+from data_helpers import leftover_temp_files
 
 from co2net_pipeline.data.store import (
     FeatureStore,

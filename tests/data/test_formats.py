@@ -7,7 +7,7 @@ import os
 import h5py
 import numpy as np
 import pytest
-from conftest import write_hdf5, write_json, write_npy_folder, write_wtalc
+from data_helpers import write_hdf5, write_json, write_npy_folder, write_wtalc
 
 from co2net_pipeline.data.formats import FeatureFormatError, load_annotations, open_feature_source
 from co2net_pipeline.data.store import write_feature_store

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import leftover_temp_files, write_hdf5, write_json, write_npy_folder, write_wtalc
+from data_helpers import leftover_temp_files, write_hdf5, write_json, write_npy_folder, write_wtalc
 
 from co2net_pipeline.data.ingest import dataset_slug, ingest, ingest_command, read_videos_table
 from co2net_pipeline.data.store import FeatureStore

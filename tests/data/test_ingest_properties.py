@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from conftest import leftover_temp_files, object_array, write_hdf5, write_json, write_npy_folder
+from data_helpers import leftover_temp_files, object_array, write_hdf5, write_json, write_npy_folder
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

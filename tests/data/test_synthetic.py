@@ -77,14 +77,19 @@ def test_deterministic_per_seed_and_independent_of_subset(thumos):
     )
 
 
+def _auc(x: np.ndarray, y: np.ndarray) -> float:
+    ranks = pd.Series(np.concatenate([x, y])).rank().to_numpy()
+    return float((ranks[: len(x)].sum() - len(x) * (len(x) + 1) / 2) / (len(x) * len(y)))
+
+
 def test_signal_is_learnable_but_not_trivial(thumos):
-    """Oracle projection on each class signature separates in-segment snippets from background
-    clearly (AUC well above chance) but not perfectly (noise, drift, ramps, context)."""
+    """Snippets inside a class's segments vs background (> 2 s away): the oracle projection on the
+    class signature separates them well (learnable), no single channel does (the signal is spread
+    over a subset of channels), and per active channel the shift is comparable to the spread."""
     params = SyntheticParams()
     subset, _ = select_subset(thumos, ["validation"])
     features = generate_features(subset, params)
     action, _, _ = _dataset_layout(params)
-    aucs = []
     for cls in ["Billiards", "Diving", "HammerThrow"]:
         sig = _class_model(cls, params, action).signature
         inside, outside = [], []
@@ -96,18 +101,19 @@ def test_signal_is_learnable_but_not_trivial(thumos):
                 continue
             t = (np.arange(len(feats)) + 0.5) * 16 / 25
             mask = np.zeros(len(feats), bool)
-            for s, e in zip(segs["t_start_s"], segs["t_end_s"], strict=True):
-                mask |= (t >= s + 0.64) & (t < e - 0.64)  # well inside, away from the ramps
             near = np.zeros(len(feats), bool)
             for s, e in zip(segs["t_start_s"], segs["t_end_s"], strict=True):
+                mask |= (t >= s) & (t < e)
                 near |= (t >= s - 2) & (t < e + 2)
-            score = feats @ sig
-            inside.append(score[mask])
-            outside.append(score[~near])
+            inside.append(feats[mask])
+            outside.append(feats[~near])
         x, y = np.concatenate(inside), np.concatenate(outside)
-        ranks = pd.Series(np.concatenate([x, y])).rank().to_numpy()
-        aucs.append((ranks[: len(x)].sum() - len(x) * (len(x) + 1) / 2) / (len(x) * len(y)))
-    assert all(0.75 < auc < 0.995 for auc in aucs), aucs
+        assert _auc(x @ sig, y @ sig) > 0.95, cls
+        best_channel = max(abs(_auc(x[:, j], y[:, j]) - 0.5) + 0.5 for j in range(x.shape[1]))
+        assert best_channel < 0.96, cls
+        active = sig != 0
+        shift = (x.mean(0) - y.mean(0))[active] / y.std(0)[active]
+        assert 0.5 < float(np.median(shift)) < 2.0, cls
 
 
 def test_irrelevant_channels_are_shared_across_modalities(thumos):

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_annotations, make_features, write_json, write_npy_folder, write_wtalc
+from data_helpers import make_annotations, make_features, write_json, write_npy_folder, write_wtalc
 
 from co2net_pipeline.data.annotations import Annotations
 from co2net_pipeline.data.formats import open_feature_source
@@ -398,7 +398,8 @@ def test_unsafe_or_inconsistent_annotation_files(tmp_path, tiny):
         labels, np.array([["Jump"], ["Run"], ["Jump"], ["Run"]], dtype=object), allow_pickle=True
     )
     with pytest.raises(
-        DataValidationError, match=r"Tiny-Annotations: video vid_a has 2 segments but 1 segment labels"
+        DataValidationError,
+        match=r"Tiny-Annotations: video vid_a has 2 segments but 1 segment labels",
     ):
         open_feature_source(tmp_path, "wtalc")
     (tmp_path / "gt.json").write_text("{not json")

@@ -100,7 +100,7 @@ class SyntheticParams:
     feature_dim: int = 32
     seed: int = 0
     subset: list[str] | None = None
-    signal_strength: float = 1.0
+    signal_strength: float = 1.5
     signal_channels: int | None = None
     instance_amplitude_std: float = 0.25
     instance_jitter_std: float = 0.3
