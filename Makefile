@@ -35,8 +35,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
 
 setup: $(VENV)/.installed
 
+# The embedded SYNTHETIC feature set (parameters: conf/base/parameters_synthetic_data.yml).
 data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy: | setup
-	$(BIN)/co2net synthesize
+	$(BIN)/kedro run --pipeline=synthetic_data
 
 run: setup data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy
 	$(BIN)/kedro run --pipeline=train_eval

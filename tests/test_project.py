@@ -20,7 +20,13 @@ TINY = {
     "synthetic_data": {"generator": {"feature_dim": 8}},
     "feature_ingestion": {"feature_dim": 8},
     "model": {"feature_dim": 8, "attention_hidden": 16},
-    "training": {"max_iter": 12, "interval": 6, "max_seqlen": 64, "progress": False, "log_every": 1},
+    "training": {
+        "max_iter": 12,
+        "interval": 6,
+        "max_seqlen": 64,
+        "progress": False,
+        "log_every": 1,
+    },
 }
 
 
@@ -45,8 +51,17 @@ def test_every_pipeline_resolves_against_the_catalog(project, monkeypatch):
         catalog = context.catalog
         declared = set(catalog.keys())
     pipelines = register_pipelines()
-    assert {"train_eval", "__default__", "synthetic_data", "feature_ingestion", "snippet_sampling",
-            "training", "inference", "proposals", "evaluation"} <= set(pipelines)
+    assert {
+        "train_eval",
+        "__default__",
+        "synthetic_data",
+        "feature_ingestion",
+        "snippet_sampling",
+        "training",
+        "inference",
+        "proposals",
+        "evaluation",
+    } <= set(pipelines)
     for name, pipe in pipelines.items():
         free = {d for d in pipe.datasets() if not d.startswith("params:") and d != "parameters"}
         missing = free - declared
@@ -66,7 +81,9 @@ def test_train_eval_runs_end_to_end_and_is_tracked(project, monkeypatch):
 
     assert (project / "data/02_intermediate/feature_store.h5").is_file()
     proposals = pd.read_parquet(project / "data/07_model_output/proposals.parquet")
-    assert {"video_id", "label", "score", "t_start", "t_end", "t_start_s", "t_end_s"} <= set(proposals.columns)
+    assert {"video_id", "label", "score", "t_start", "t_end", "t_start_s", "t_end_s"} <= set(
+        proposals.columns
+    )
     assert len(proposals) > 0
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
@@ -82,13 +99,22 @@ def test_train_eval_runs_end_to_end_and_is_tracked(project, monkeypatch):
         value = run.data.metrics[f"detection_metrics.map_{tiou}"]
         assert 0.0 <= value <= 1.0
     assert "detection_metrics.avg_0.1-0.7" in run.data.metrics
-    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "training_metrics.loss_total")
+    history = mlflow.MlflowClient().get_metric_history(
+        run.info.run_id, "training_metrics.loss_total"
+    )
     assert [m.step for m in history] == list(range(12))
     artifacts = _artifact_paths(run.info.run_id)
-    for expected in ("model/co2net.pt", "detections/proposals.parquet", "evaluation/evaluation.json",
-                     "evaluation/per_class_ap.csv", "plots/map_vs_tiou.png", "plots/loss_curves.png",
-                     "plots/video_examples.png", "validation/validation_report.json",
-                     "config/resolved_parameters.yml"):
+    for expected in (
+        "model/co2net.pt",
+        "detections/proposals.parquet",
+        "evaluation/evaluation.json",
+        "evaluation/per_class_ap.csv",
+        "plots/map_vs_tiou.png",
+        "plots/loss_curves.png",
+        "plots/video_examples.png",
+        "validation/validation_report.json",
+        "config/resolved_parameters.yml",
+    ):
         assert expected in artifacts, f"{expected} not logged; have {sorted(artifacts)}"
 
 

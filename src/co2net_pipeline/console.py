@@ -22,7 +22,9 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
 
     params = {"seed": args.seed, "feature_dim": args.feature_dim}
     return synthesize_command(
-        output_dir=args.output, dataset_name=args.dataset_name, params={k: v for k, v in params.items() if v is not None}
+        output_dir=args.output,
+        dataset_name=args.dataset_name,
+        params={k: v for k, v in params.items() if v is not None},
     )
 
 
@@ -55,7 +57,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from co2net_pipeline.tracking import compare_command
 
     return compare_command(
-        experiment=args.experiment, run_ids=args.runs, output_dir=args.output, tracking_uri=args.tracking_uri
+        experiment=args.experiment,
+        run_ids=args.runs,
+        output_dir=args.output,
+        tracking_uri=args.tracking_uri,
     )
 
 
@@ -69,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="co2net", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synthesize", help="write the embedded SYNTHETIC THUMOS14-shaped feature set")
+    p = sub.add_parser(
+        "synthesize", help="write the embedded SYNTHETIC THUMOS14-shaped feature set"
+    )
     p.add_argument("--output", default="data/01_raw/synthetic")
     p.add_argument("--dataset-name", default="Thumos14reduced")
     p.add_argument("--feature-dim", type=int, default=None, help="channels per modality")
@@ -85,15 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("evaluate", help="detection mAP of any detector's output")
-    p.add_argument("--predictions", required=True, help="CSV video_id,t_start,t_end,label,score or ActivityNet JSON")
-    p.add_argument("--ground-truth", default="thumos14", help="thumos14 | activitynet12 | CSV/JSON file")
+    p.add_argument(
+        "--predictions",
+        required=True,
+        help="CSV video_id,t_start,t_end,label,score or ActivityNet JSON",
+    )
+    p.add_argument(
+        "--ground-truth", default="thumos14", help="thumos14 | activitynet12 | CSV/JSON file"
+    )
     p.add_argument("--subset", default=None)
     p.add_argument("--units", default="snippets", choices=["snippets", "seconds"])
     p.add_argument("--tiou", type=_floats, default=None, help="e.g. 0.1,0.2,0.3")
     p.add_argument("--output", default=None, help="write the metrics as JSON")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("compare", help="side-by-side table of MLflow runs (differing params, metrics)")
+    p = sub.add_parser(
+        "compare", help="side-by-side table of MLflow runs (differing params, metrics)"
+    )
     p.add_argument("--experiment", default="co2net")
     p.add_argument("--runs", nargs="*", default=None, help="run ids (default: the latest runs)")
     p.add_argument("--output", default="data/08_reporting/comparison")

@@ -26,7 +26,9 @@ class FeatureStoreDataset(AbstractDataset):
         from co2net_pipeline.data.store import FeatureStore
 
         if not Path(self._filepath).is_file():
-            raise DatasetError(f"{self._filepath}: no feature store yet; run the feature_ingestion pipeline")
+            raise DatasetError(
+                f"{self._filepath}: no feature store yet; run the feature_ingestion pipeline"
+            )
         return FeatureStore(Path(self._filepath))
 
     def save(self, data) -> None:

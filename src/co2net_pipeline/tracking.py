@@ -12,13 +12,19 @@ METRIC_PREFIX = "detection_metrics."
 _MAP_KEY = re.compile(r"^detection_metrics\.map_(\d+(?:\.\d+)?)$")
 
 
-def _search_runs(experiment: str, tracking_uri: str, run_ids: list[str] | None = None) -> pd.DataFrame:
+def _search_runs(
+    experiment: str, tracking_uri: str, run_ids: list[str] | None = None
+) -> pd.DataFrame:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        raise ValueError(f"no MLflow experiment '{experiment}' at {tracking_uri} (run `make run` first)")
-    runs = mlflow.search_runs(experiment_names=[experiment], order_by=["attributes.start_time DESC"])
+        raise ValueError(
+            f"no MLflow experiment '{experiment}' at {tracking_uri} (run `make run` first)"
+        )
+    runs = mlflow.search_runs(
+        experiment_names=[experiment], order_by=["attributes.start_time DESC"]
+    )
     if run_ids:
         missing = sorted(set(run_ids) - set(runs["run_id"]))
         if missing:
@@ -31,7 +37,9 @@ def headline_metrics(run: pd.Series) -> dict[str, float]:
     """The averaged mAPs of one run (columns `metrics.detection_metrics.avg_*`)."""
     prefix = "metrics." + METRIC_PREFIX + "avg_"
     return {
-        col[len(prefix) :]: float(run[col]) for col in run.index if col.startswith(prefix) and pd.notna(run[col])
+        col[len(prefix) :]: float(run[col])
+        for col in run.index
+        if col.startswith(prefix) and pd.notna(run[col])
     }
 
 
@@ -103,11 +111,20 @@ def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(float(m.group(1)), name) for name in metrics.index if (m := _MAP_KEY.match(METRIC_PREFIX + name))]
+    rows = [
+        (float(m.group(1)), name)
+        for name in metrics.index
+        if (m := _MAP_KEY.match(METRIC_PREFIX + name))
+    ]
     rows.sort()
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in metrics.columns:
-        ax.plot([t for t, _ in rows], [100 * metrics.loc[n, run] for _, n in rows], marker="o", label=run)
+        ax.plot(
+            [t for t, _ in rows],
+            [100 * metrics.loc[n, run] for _, n in rows],
+            marker="o",
+            label=run,
+        )
     ax.set_xlabel("tIoU")
     ax.set_ylabel("mAP (%)")
     ax.grid(alpha=0.3)

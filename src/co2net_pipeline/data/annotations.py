@@ -56,7 +56,11 @@ class Annotations:
 
 def _empty_intervals() -> pd.DataFrame:
     return pd.DataFrame(
-        {"video_id": pd.Series(dtype=str), "t_start_s": pd.Series(dtype=float), "t_end_s": pd.Series(dtype=float)}
+        {
+            "video_id": pd.Series(dtype=str),
+            "t_start_s": pd.Series(dtype=float),
+            "t_end_s": pd.Series(dtype=float),
+        }
     )
 
 
@@ -73,7 +77,9 @@ def expected_snippets(duration_s) -> np.ndarray:
 def shipped_annotations_dir(dataset: str) -> Path:
     """Folder of the annotation files shipped with the package (`thumos14`, `activitynet12`)."""
     if dataset not in SHIPPED_DATASETS:
-        raise ValueError(f"unknown shipped dataset '{dataset}' (choose from {sorted(SHIPPED_DATASETS)})")
+        raise ValueError(
+            f"unknown shipped dataset '{dataset}' (choose from {sorted(SHIPPED_DATASETS)})"
+        )
     return Path(str(resources.files("co2net_pipeline.data") / "annotations" / dataset))
 
 
@@ -171,12 +177,19 @@ def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotati
                 start, end = (float(x) for x in ann["segment"])
                 label = str(ann["label"])
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path}: video {vid}: annotation {i} is malformed ({exc!r})") from exc
+                raise ValueError(
+                    f"{path}: video {vid}: annotation {i} is malformed ({exc!r})"
+                ) from exc
             rows.append((vid, start, end, label))
             labels.append(label)
         duration = entry.get("duration")
         videos.append(
-            (vid, str(entry.get("subset", "")), float(duration) if duration is not None else np.nan, sorted(set(labels)))
+            (
+                vid,
+                str(entry.get("subset", "")),
+                float(duration) if duration is not None else np.nan,
+                sorted(set(labels)),
+            )
         )
     videos_df = pd.DataFrame(videos, columns=["video_id", "subset", "duration_s", "labels"])
     segments = pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s", "label"])
@@ -193,7 +206,9 @@ def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotati
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
     missing = {"video_id", "t_start", "t_end", "label"} - set(table.columns)
     if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected video_id,t_start,t_end,label")
+        raise ValueError(
+            f"{path}: missing column(s) {sorted(missing)}; expected video_id,t_start,t_end,label"
+        )
     for col in ("t_start", "t_end"):
         values = pd.to_numeric(table[col], errors="coerce")
         bad = values.isna()

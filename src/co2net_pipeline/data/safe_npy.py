@@ -8,7 +8,6 @@ strings), so a pickle that names anything else is refused before it runs.
 
 from __future__ import annotations
 
-import io
 import pickle
 from pathlib import Path
 
@@ -81,7 +80,9 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
             except UnsafeNpyError:
                 raise
             except Exception as exc:  # truncated or corrupt pickle stream
-                raise ValueError(f"{path}: unreadable object array ({type(exc).__name__}: {exc})") from exc
+                raise ValueError(
+                    f"{path}: unreadable object array ({type(exc).__name__}: {exc})"
+                ) from exc
     except UnsafeNpyError:
         raise
     except FileNotFoundError:

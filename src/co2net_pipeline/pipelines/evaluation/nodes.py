@@ -24,27 +24,49 @@ def test_ground_truth(segments: pd.DataFrame, videos: pd.DataFrame, subset: str)
 
 
 def evaluate_proposals(
-    proposals: pd.DataFrame, segments: pd.DataFrame, videos: pd.DataFrame, classlist: list[str], params: dict
+    proposals: pd.DataFrame,
+    segments: pd.DataFrame,
+    videos: pd.DataFrame,
+    classlist: list[str],
+    params: dict,
 ) -> tuple[dict, dict, pd.DataFrame, dict, plt.Figure]:
     """mAP per tIoU and averages (MLflow metrics), the JSON report, per-class AP, ActivityNet JSON, plot."""
     gt = test_ground_truth(segments, videos, params["test_subset"])
     predictions = proposals[["video_id", "t_start", "t_end", "label", "score"]]
     result = evaluate_detections(predictions, gt, params["tiou"])
     metrics = {f"map_{t:g}": {"value": float(v), "step": 0} for t, v in result.map.items()}
-    metrics.update({f"avg_{k.replace(':', '-')}": {"value": float(v), "step": 0} for k, v in result.average.items()})
+    metrics.update(
+        {
+            f"avg_{k.replace(':', '-')}": {"value": float(v), "step": 0}
+            for k, v in result.average.items()
+        }
+    )
     report = result.to_dict()
     report["data_source"] = params.get("data_source", "unknown")
     per_class = result.per_class_ap.copy()
     per_class.columns = [f"{t:g}" for t in per_class.columns]
     per_class.index.name = "class"
     title = f"test mAP ({report['data_source']} features)"
-    return metrics, report, per_class, detections_to_activitynet_json(proposals), plots.map_vs_tiou(result.map, title)
+    return (
+        metrics,
+        report,
+        per_class,
+        detections_to_activitynet_json(proposals),
+        plots.map_vs_tiou(result.map, title),
+    )
 
 
 def plot_video_examples(
-    test_cas_store: dict, proposals: pd.DataFrame, segments: pd.DataFrame, videos: pd.DataFrame, classlist: list[str], params: dict
+    test_cas_store: dict,
+    proposals: pd.DataFrame,
+    segments: pd.DataFrame,
+    videos: pd.DataFrame,
+    classlist: list[str],
+    params: dict,
 ) -> plt.Figure:
     """CAS, attention, ground truth and detections of the first `n_video_plots` test videos with GT."""
     gt = test_ground_truth(segments, videos, params["test_subset"])
-    chosen = [v for v in dict.fromkeys(gt["video_id"]) if v in test_cas_store][: params.get("n_video_plots", 4)]
+    chosen = [v for v in dict.fromkeys(gt["video_id"]) if v in test_cas_store][
+        : params.get("n_video_plots", 4)
+    ]
     return plots.video_examples(test_cas_store, proposals, gt, classlist, chosen)

@@ -20,7 +20,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot_video_examples,
-                inputs=["test_cas_store", "proposals", "segments", "videos", "classlist", "params:evaluation"],
+                inputs=[
+                    "test_cas_store",
+                    "proposals",
+                    "segments",
+                    "videos",
+                    "classlist",
+                    "params:evaluation",
+                ],
                 outputs="video_plots",
                 name="plot_video_examples",
             ),

@@ -24,15 +24,32 @@ def ingest_features(
     the input fingerprint is unchanged), the videos / segments / ambiguous-interval tables, the
     class list and the validation report (JSON and Markdown).
     """
-    validation = ValidationParams.from_dict({**(params.get("validation") or {}), "feature_dim": params.get("feature_dim")})
+    validation = ValidationParams.from_dict(
+        {**(params.get("validation") or {}), "feature_dim": params.get("feature_dim")}
+    )
     source, annotations = open_feature_source(
-        params["features_path"], params.get("format", "wtalc"), params.get("annotations_path"), params.get("dataset_name")
+        params["features_path"],
+        params.get("format", "wtalc"),
+        params.get("annotations_path"),
+        params.get("dataset_name"),
     )
     fingerprint = source.fingerprint()
     dataset, report = validate_dataset(source, annotations, validation)
     report["fingerprint"] = fingerprint
     report["synthetic"] = bool(params.get("synthetic", False))
-    for warning in report.get("warnings", []):
-        logger.warning("feature ingestion: %s", warning.get("message", warning) if isinstance(warning, dict) else warning)
-    pending = pending_feature_store(dataset, fingerprint, validation, params.get("dtype", "float32"))
-    return pending, dataset.videos, dataset.segments, dataset.ambiguous, list(dataset.classlist), report, report_to_markdown(report)
+    for name, warning in report.get("warnings", {}).items():
+        logger.warning(
+            "feature ingestion: %s (%s): %s", name, warning.get("count"), warning.get("message")
+        )
+    pending = pending_feature_store(
+        dataset, fingerprint, validation, params.get("dtype", "float32")
+    )
+    return (
+        pending,
+        dataset.videos,
+        dataset.segments,
+        dataset.ambiguous,
+        list(dataset.classlist),
+        report,
+        report_to_markdown(report),
+    )

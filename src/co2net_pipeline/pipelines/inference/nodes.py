@@ -19,6 +19,9 @@ def infer_test_set(trained_model: dict, feature_store, data_split: dict, params:
     device = select_device(params.get("device", "auto"))
     features = feature_store.load_all(data_split["test"])
     return run_inference(
-        model.to(device), features, device, batch_by_length=params.get("batch_by_length", True),
+        model.to(device),
+        features,
+        device,
+        batch_by_length=params.get("batch_by_length", True),
         autocast_bf16=params.get("bf16", False),
     )

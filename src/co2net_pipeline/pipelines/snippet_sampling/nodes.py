@@ -31,7 +31,10 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
     heldout: list[str] = []
     if params.get("heldout_fraction", 0.0) > 0:
         train_ids, heldout = split_heldout(
-            train_ids, multi_hot(train["labels"], classlist), params["heldout_fraction"], params["seed"]
+            train_ids,
+            multi_hot(train["labels"], classlist),
+            params["heldout_fraction"],
+            params["seed"],
         )
     return {"train": list(train_ids), "heldout": list(heldout), "test": test["video_id"].tolist()}
 

@@ -14,7 +14,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 build_sampling_plan,
-                inputs=["videos", "classlist", "data_split", "params:snippet_sampling", "params:training"],
+                inputs=[
+                    "videos",
+                    "classlist",
+                    "data_split",
+                    "params:snippet_sampling",
+                    "params:training",
+                ],
                 outputs="sampling_plan",
                 name="build_sampling_plan",
             ),

@@ -1,6 +1,13 @@
 from kedro.pipeline import Pipeline
 
-from co2net_pipeline.pipelines import evaluation, feature_ingestion, inference, proposals, snippet_sampling, training
+from co2net_pipeline.pipelines import (
+    evaluation,
+    feature_ingestion,
+    inference,
+    proposals,
+    snippet_sampling,
+    training,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

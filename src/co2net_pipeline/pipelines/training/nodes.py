@@ -23,12 +23,20 @@ from co2net_pipeline.training import TrainConfig, select_device, train_model
 logger = logging.getLogger(__name__)
 
 
-def heldout_classification_map(model, features: dict, labels: np.ndarray, device, topk_divisor: int = 10) -> float:
+def heldout_classification_map(
+    model, features: dict, labels: np.ndarray, device, topk_divisor: int = 10
+) -> float:
     """Weak-label selection score: mean over classes of the AP of video-level scores (no temporal labels)."""
     outputs = run_inference(model, features, device)
-    scores = np.stack([video_scores(o["cas"], o["attention"], topk_divisor) for o in outputs.values()])
+    scores = np.stack(
+        [video_scores(o["cas"], o["attention"], topk_divisor) for o in outputs.values()]
+    )
     present = labels.sum(axis=0) > 0
-    return float(np.mean([average_precision_score(labels[:, c], scores[:, c]) for c in np.flatnonzero(present)]))
+    return float(
+        np.mean(
+            [average_precision_score(labels[:, c], scores[:, c]) for c in np.flatnonzero(present)]
+        )
+    )
 
 
 def _set_tags(tags: dict) -> None:
@@ -71,7 +79,9 @@ def train(
     selection_score = None
     if train_cfg.selection == "heldout":
         if not data_split["heldout"]:
-            raise ValueError("training.selection is 'heldout' but snippet_sampling.heldout_fraction is 0")
+            raise ValueError(
+                "training.selection is 'heldout' but snippet_sampling.heldout_fraction is 0"
+            )
         heldout_features = feature_store.load_all(data_split["heldout"])
         heldout_labels = multi_hot(by_id.loc[data_split["heldout"], "labels"], classlist)
 
@@ -92,7 +102,11 @@ def train(
                 prop,
                 ambiguous_intervals if prop.ambiguous_filter else None,
             )
-            result = evaluate_detections(dets[["video_id", "t_start", "t_end", "label", "score"]], gt, evaluation_params["tiou"])
+            result = evaluate_detections(
+                dets[["video_id", "t_start", "t_end", "label", "score"]],
+                gt,
+                evaluation_params["tiou"],
+            )
             return float(result.average[average_key])
 
     checkpoint_dir = Path(training_params.get("checkpoint_dir", "data/06_models/checkpoints"))
@@ -112,7 +126,11 @@ def train(
             "model_selection": train_cfg.selection,
             "selected_iteration": str(result.selected_iteration),
             "device": str(device),
-            **({"oracle_test_selection": "true: checkpoint chosen on the TEST set"} if train_cfg.selection == "oracle_test" else {}),
+            **(
+                {"oracle_test_selection": "true: checkpoint chosen on the TEST set"}
+                if train_cfg.selection == "oracle_test"
+                else {}
+            ),
         }
     )
     artifact = {
@@ -126,12 +144,18 @@ def train(
     every = max(1, int(training_params.get("log_every", 10)))
     logged = history[history["iteration"] % every == 0]
     metrics = {
-        f"loss_{term}": [{"value": float(v), "step": int(s)} for s, v in zip(logged["iteration"], logged[term], strict=True)]
+        f"loss_{term}": [
+            {"value": float(v), "step": int(s)}
+            for s, v in zip(logged["iteration"], logged[term], strict=True)
+        ]
         for term in history.columns
         if term != "iteration"
     }
     if result.selection_scores is not None and len(result.selection_scores):
         metrics["selection_score"] = [
-            {"value": float(v), "step": int(s)} for s, v in zip(result.selection_scores["iteration"], result.selection_scores["score"], strict=True)
+            {"value": float(v), "step": int(s)}
+            for s, v in zip(
+                result.selection_scores["iteration"], result.selection_scores["score"], strict=True
+            )
         ]
     return artifact, history, metrics, plots.loss_curves(history)

@@ -22,7 +22,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:proposals",
                     "params:evaluation",
                 ],
-                outputs=["trained_model", "training_history", "training_metrics", "loss_curves_plot"],
+                outputs=[
+                    "trained_model",
+                    "training_history",
+                    "training_metrics",
+                    "loss_curves_plot",
+                ],
                 name="train_co2net",
             )
         ]
