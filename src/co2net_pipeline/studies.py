@@ -158,8 +158,21 @@ def ablation_overrides(entry: Mapping[str, Any] | None, name: str) -> dict[str, 
     return {k: v for k, v in entry.items() if k in PARAM_GROUPS}
 
 
-def select_ablations(ablations: Mapping[str, Any], selection: Sequence[str] | None) -> list[str]:
+def as_list(value: Any) -> list:
+    """A list parameter, also given as a whitespace-separated string (`kedro run --params`
+    splits on commas, so `--params "studies.seeds=1 2 3"` is the way to pass a list there)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, int | float):
+        return [value]
+    return list(value)
+
+
+def select_ablations(ablations: Mapping[str, Any], selection: Sequence[str] | str | None) -> list[str]:
     """Names to run: all of `ablations` (file order) or `selection` (its order), checked."""
+    selection = [str(n) for n in as_list(selection)]
     if not selection:
         return list(ablations)
     missing = [n for n in selection if n not in ablations]

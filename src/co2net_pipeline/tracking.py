@@ -38,7 +38,7 @@ def headline_metrics(run: pd.Series) -> dict[str, float]:
     prefix = "metrics." + METRIC_PREFIX + "avg_"
     return {
         col[len(prefix) :]: float(run[col])
-        for col in run.index
+        for col in sorted(run.index)
         if col.startswith(prefix) and pd.notna(run[col])
     }
 
@@ -52,6 +52,13 @@ def summary_command(experiment: str = "co2net", tracking_uri: str = "sqlite:///m
     run = runs.iloc[0]
     source = run.get("tags.data_source", "unknown")
     print(f"\nMLflow run {run['run_id']} (experiment '{experiment}', data: {source})")
+    per_tiou = {
+        float(m.group(1)): float(run[col])
+        for col in run.index
+        if col.startswith("metrics.") and (m := _MAP_KEY.match(col.removeprefix("metrics.")))
+    }
+    if per_tiou:
+        print("  mAP@tIoU " + "  ".join(f"{t:g}:{100 * v:.1f}" for t, v in sorted(per_tiou.items())))
     for name, value in headline_metrics(run).items():
         print(f"  mAP avg {name.replace('-', ':'):>9}: {100 * value:6.2f}")
     if source == "synthetic":

@@ -6,6 +6,7 @@ import pandas as pd
 
 from co2net_pipeline.studies import (
     StudyData,
+    as_list,
     configuration_params,
     detection_columns,
     mean_std,
@@ -16,7 +17,7 @@ from co2net_pipeline.studies import (
 
 
 def _seeds(studies: dict) -> list[int]:
-    seeds = [int(s) for s in studies.get("seeds") or []]
+    seeds = [int(s) for s in as_list(studies.get("seeds"))]
     if not seeds:
         raise ValueError("studies.seeds is empty: give at least one seed, e.g. [3552, 1, 2]")
     if len(set(seeds)) != len(seeds):
