@@ -1,8 +1,17 @@
 """Shared helpers for integration tests that run Kedro sessions in a copy of the project.
 
 `tiny_trained_project()` builds ONE project per test process (synthetic data + a tiny
-train_eval run, ~40 s) that the study, tracking, pyfunc and notebook tests reuse; it is cached
-here, at module level, so every test module gets the same directory.
+train_eval run) that the study, tracking, pyfunc and notebook tests reuse; it is cached here,
+at module level, so every test module gets the same directory.
+
+Two things `run_pipeline` does that a plain `kedro run` (one process per run) never needs:
+- kedro-mlflow 2.0.3 re-opens the pipeline's run before every node with
+  `start_run(run_id=..., nested=tracking.run.nested)`; with `nested: True` (conf/base/mlflow.yml)
+  each node pushes the same run on MLflow's active-run stack and only one entry is popped at the
+  end, so the run stays "active" in the process and the NEXT session in the same process would
+  log into it. The leftover entries are popped after each session.
+- torch runs on 1 intra-op thread: the tiny models are faster that way, and with another process
+  on the 2 cores, 2 OpenMP threads make whole-video inference ~100x slower.
 """
 
 from __future__ import annotations
@@ -14,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from test_project import TINY, _artifact_paths, _copy_project
 
-__all__ = ["TINY", "artifact_paths", "find_runs", "run_pipeline", "tiny_params", "tiny_trained_project", "use_tracking"]
+__all__ = ["TINY", "artifact_paths", "find_runs", "one_torch_thread", "run_pipeline", "tiny_params", "tiny_trained_project", "use_tracking"]
 
 artifact_paths = _artifact_paths
 _SHARED: dict[str, Path] = {}
@@ -31,12 +41,27 @@ def tiny_params(extra: Mapping[str, Any] | None = None) -> dict:
     return merge_overrides(copy.deepcopy(TINY), extra)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_pipeline(project: Path, pipeline: str, extra: Mapping[str, Any] | None = None) -> None:
     """`kedro run --pipeline=<pipeline>` on the TINY configuration (+ extra), from the project root."""
-    with contextlib.chdir(project):  # sqlite:///mlflow.db is relative to the working directory
+    # sqlite:///mlflow.db is relative to the working directory
+    with contextlib.chdir(project), one_torch_thread():
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, runtime_params=tiny_params(extra)) as session:
-            session.run(pipeline_names=[pipeline])
+        try:
+            with KedroSession.create(project_path=project, runtime_params=tiny_params(extra)) as session:
+                session.run(pipeline_names=[pipeline])
+        finally:
+            while mlflow.active_run() is not None:  # see the module docstring
+                mlflow.end_run()
 
 
 def use_tracking(project: Path) -> None:

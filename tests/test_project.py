@@ -94,6 +94,7 @@ def test_train_eval_runs_end_to_end_and_is_tracked(project, monkeypatch):
     assert run.data.params["model.feature_dim"] == "8"
     assert run.data.tags["model_selection"] == "last"
     assert run.data.tags["data_source"] == "synthetic"
+    assert len(run.data.tags["feature_fingerprint"]) >= 16
     assert len(run.data.tags["git_commit"]) > 0
     for tiou in ("0.1", "0.5", "0.9"):
         value = run.data.metrics[f"detection_metrics.map_{tiou}"]

@@ -58,7 +58,9 @@ def summary_command(experiment: str = "co2net", tracking_uri: str = "sqlite:///m
         if col.startswith("metrics.") and (m := _MAP_KEY.match(col.removeprefix("metrics.")))
     }
     if per_tiou:
-        print("  mAP@tIoU " + "  ".join(f"{t:g}:{100 * v:.1f}" for t, v in sorted(per_tiou.items())))
+        print(
+            "  mAP@tIoU " + "  ".join(f"{t:g}:{100 * v:.1f}" for t, v in sorted(per_tiou.items()))
+        )
     for name, value in headline_metrics(run).items():
         print(f"  mAP avg {name.replace('-', ':'):>9}: {100 * value:6.2f}")
     if source == "synthetic":
@@ -141,3 +143,11 @@ def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def set_run_tags(tags: dict[str, str]) -> None:
+    """Tag the active MLflow run (kedro-mlflow opens one per `kedro run`); no-op without one."""
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.set_tags(tags)

@@ -10,6 +10,7 @@ from co2net_pipeline.data.formats import open_feature_source
 from co2net_pipeline.data.ingest import pending_feature_store
 from co2net_pipeline.data.store import PendingFeatureStore
 from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
+from co2net_pipeline.tracking import set_run_tags
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def ingest_features(
     dataset, report = validate_dataset(source, annotations, validation)
     report["fingerprint"] = fingerprint
     report["synthetic"] = bool(params.get("synthetic", False))
+    set_run_tags({"feature_fingerprint": fingerprint, "dataset": dataset.name})
     for name, warning in report.get("warnings", {}).items():
         logger.warning(
             "feature ingestion: %s (%s): %s", name, warning.get("count"), warning.get("message")

@@ -18,6 +18,7 @@ from co2net_pipeline.losses import LossConfig
 from co2net_pipeline.model import ModelConfig
 from co2net_pipeline.pipelines.evaluation.nodes import test_ground_truth
 from co2net_pipeline.pipelines.snippet_sampling.nodes import multi_hot
+from co2net_pipeline.tracking import set_run_tags
 from co2net_pipeline.training import TrainConfig, select_device, train_model
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ def heldout_classification_map(
             [average_precision_score(labels[:, c], scores[:, c]) for c in np.flatnonzero(present)]
         )
     )
-
-
-def _set_tags(tags: dict) -> None:
-    import mlflow
-
-    if mlflow.active_run() is not None:
-        mlflow.set_tags(tags)
 
 
 def train(
@@ -121,7 +115,7 @@ def train(
         selection_score=selection_score,
         progress=training_params.get("progress", True),
     )
-    _set_tags(
+    set_run_tags(
         {
             "model_selection": train_cfg.selection,
             "selected_iteration": str(result.selected_iteration),
