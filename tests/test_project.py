@@ -128,3 +128,28 @@ def _artifact_paths(run_id: str, path: str | None = None) -> set[str]:
         else:
             out.add(item.path)
     return out
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ("thumos14", {"model.feature_dim": 1024, "training.lr": 5e-5, "training.max_seqlen": 500,
+                      "training.max_iter": 5000, "loss.topk_divisor": 7, "snippet_sampling.test_subset": "test"}),
+        ("activitynet12", {"model.variant": "activitynet12", "training.lr": 3e-5, "training.max_seqlen": 60,
+                           "loss.topk_divisor": 5, "snippet_sampling.train_subset": "training",
+                           "evaluation.test_subset": "validation", "proposals.ambiguous_filter": False}),
+    ],
+)
+def test_dataset_environments_override_single_keys(project, monkeypatch, env, expected):
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env) as session:
+        params = session.load_context().params
+    for dotted, value in expected.items():
+        group, key = dotted.split(".")
+        assert params[group][key] == value, dotted
+    # soft merge: keys the environment does not name keep their base values
+    assert params["training"]["batch_size"] == 10
+    assert params["training"]["n_similar"] == 3
+    assert params["loss"]["weights"]["norm"] == 0.8
+    assert params["feature_ingestion"]["synthetic"] is False

@@ -90,8 +90,11 @@ def compare_command(
     tracking_uri: str = "sqlite:///mlflow.db",
     last: int = 5,
 ) -> int:
-    """Print and save (CSV + PNG of mAP vs tIoU) a comparison of runs."""
-    runs = _search_runs(experiment, tracking_uri, run_ids)
+    """Print and save (CSV + PNG of mAP vs tIoU) a comparison of runs.
+
+    Without run ids: the `last` finished top-level runs (a study's nested per-configuration runs
+    are left out; name them with `run_ids` to compare them)."""
+    runs = search_runs(experiment, tracking_uri, run_ids, include_nested=bool(run_ids))
     if not run_ids:
         runs = runs[runs["status"] == "FINISHED"].head(last)
     if runs.empty:

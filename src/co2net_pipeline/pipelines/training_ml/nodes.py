@@ -26,7 +26,11 @@ def feature_columns(feature_dim: int) -> list[str]:
 
 
 def features_to_frame(features: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """{video_id: (T, 2D) features} → the model's input DataFrame (one row per snippet, float32)."""
+    """{video_id: (T, 2D) features} → the model's input DataFrame (one row per snippet).
+
+    Channels are float64: the logged signature is inferred from this frame, and MLflow's schema
+    check accepts float32 input for a float64 column but not the reverse.
+    """
     widths = {np.asarray(f).shape[1] for f in features.values()}
     if len(widths) != 1 or next(iter(widths)) % 2:
         raise ValueError(
@@ -35,7 +39,7 @@ def features_to_frame(features: Mapping[str, np.ndarray]) -> pd.DataFrame:
     columns = feature_columns(widths.pop() // 2)
     parts = []
     for vid, feat in features.items():  # loop over videos
-        feat = np.asarray(feat, dtype=np.float32)
+        feat = np.asarray(feat, dtype=np.float64)
         part = pd.DataFrame(feat, columns=columns)
         part.insert(0, "snippet", np.arange(len(feat), dtype=np.int64))
         part.insert(0, "video_id", str(vid))
