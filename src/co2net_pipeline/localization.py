@@ -14,12 +14,13 @@ other), its loop is over "pick number k", each step vectorised over all componen
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import SNIPPETS_PER_SECOND, seconds_to_snippets
 
 SECONDS_PER_SNIPPET = 1.0 / SNIPPETS_PER_SECOND  # 16 / 25 = 0.64
@@ -82,14 +83,7 @@ class ProposalParams:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ProposalParams:
         """Build from a parameters dictionary; `None` values keep the default, unknown keys fail."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"ProposalParams: unknown parameter(s) {unknown}; known: {sorted(known)}"
-            )
-        return cls(**{k: v for k, v in values.items() if v is not None})
+        return dataclass_from_dict(cls, values, "parameter(s)", drop_none=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.model.co2net import ModelOutputs
 
 TERMS = ("mil_raw", "mil_supp", "co_activity", "mutual", "norm", "opposite")
@@ -90,11 +91,7 @@ class LossConfig:
         if unknown_terms:
             raise ValueError(f"LossConfig: unknown loss terms {unknown_terms}; known {TERMS}")
         values.update(weights)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"LossConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,6 +12,22 @@ METRIC_PREFIX = "detection_metrics."
 _MAP_KEY = re.compile(r"^detection_metrics\.map_(\d+(?:\.\d+)?)$")
 
 
+def search_runs(
+    experiment: str = "co2net",
+    tracking_uri: str = "sqlite:///mlflow.db",
+    run_ids: list[str] | None = None,
+    include_nested: bool = True,
+) -> pd.DataFrame:
+    """The runs of an experiment, newest first (`mlflow.search_runs` columns: run_id, status,
+    params.*, metrics.*, tags.*). run_ids: only those (an unknown id is an error);
+    include_nested=False drops the per-configuration runs of the study pipelines
+    (train_eval_seeds, ablations), which are nested under their pipeline's run."""
+    runs = _search_runs(experiment, tracking_uri, run_ids)
+    if not include_nested and "tags.mlflow.parentRunId" in runs:
+        runs = runs[runs["tags.mlflow.parentRunId"].isna()].reset_index(drop=True)
+    return runs
+
+
 def _search_runs(
     experiment: str, tracking_uri: str, run_ids: list[str] | None = None
 ) -> pd.DataFrame:

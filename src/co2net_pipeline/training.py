@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.losses import LossConfig, co2net_loss
 from co2net_pipeline.model.co2net import CO2Net, ModelConfig, ModelOutputs, build_model
 from co2net_pipeline.sampling import PLAN_COLUMNS, batch_snippet_indices
@@ -136,11 +137,7 @@ class TrainConfig:
         """Build from a parameters dictionary; unknown keys are an error, except the ones the
         Kedro training node reads itself (`NODE_KEYS`: checkpoint_dir, log_every, progress)."""
         values = {k: v for k, v in (values or {}).items() if k not in NODE_KEYS}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SHIPPED_DATASETS,
     SNIPPETS_PER_SECOND,
@@ -147,12 +148,7 @@ class SyntheticParams:
     @classmethod
     def from_dict(cls, values: Mapping | None) -> SyntheticParams:
         """Build from a parameters dictionary; unknown keys are an error (typos must not pass)."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "synthetic parameter(s)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

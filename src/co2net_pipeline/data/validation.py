@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SNIPPETS_PER_SECOND,
     Annotations,
@@ -78,12 +79,7 @@ class ValidationParams:
     @classmethod
     def from_dict(cls, values: Mapping | None) -> ValidationParams:
         """From a parameters dictionary; unknown keys are an error."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown validation parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "validation parameter(s)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

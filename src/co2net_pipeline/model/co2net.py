@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from co2net_pipeline.config import dataclass_from_dict
+
 VARIANTS = ("thumos14", "activitynet12")
 FUSIONS = ("ccm", "concat", "add", "se")
 DESCRIPTORS = ("global", "local")
@@ -119,19 +121,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ModelConfig:
         """Build from a parameters dictionary; unknown keys are an error (typos fail loudly)."""
-        return _dataclass_from_dict(cls, values)
+        return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _dataclass_from_dict(cls, values: Mapping[str, Any] | None):
-    values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys are {sorted(known)}")
-    return cls(**values)
 
 
 class ModelOutputs(NamedTuple):
