@@ -27,14 +27,7 @@ from co2net_pipeline.model import ModelOutputs
 GRAD_KEYS = ("feat", "cas", "attn", "v_atn", "f_atn")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a second OpenMP thread stalls badly when
-    other processes share the cores (1 s instead of 0.01 s per step on a busy 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load_case(case):

@@ -23,14 +23,7 @@ D, C, N = 32, 4, 16
 MODEL = ModelConfig(feature_dim=D, n_classes=C, attention_hidden=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and a second OpenMP thread stalls badly when
-    other processes share the cores (1 s instead of 0.01 s per step on a busy 2-core box)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
