@@ -49,7 +49,7 @@ PARAM_GROUPS = (
 # Keys of an ablation entry that describe it rather than override parameters.
 ABLATION_INFO_KEYS = ("group", "paper_avg")
 # Tags of the parent run copied onto every nested run (set by co2net_pipeline.hooks).
-_INHERITED_TAGS = ("git_commit", "kedro_env", "data_source")
+_INHERITED_TAGS = ("git_commit", "kedro_env", "data_source", "feature_fingerprint", "dataset")
 _MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -170,7 +170,9 @@ def as_list(value: Any) -> list:
     return list(value)
 
 
-def select_ablations(ablations: Mapping[str, Any], selection: Sequence[str] | str | None) -> list[str]:
+def select_ablations(
+    ablations: Mapping[str, Any], selection: Sequence[str] | str | None
+) -> list[str]:
     """Names to run: all of `ablations` (file order) or `selection` (its order), checked."""
     selection = [str(n) for n in as_list(selection)]
     if not selection:
@@ -244,6 +246,20 @@ def train_and_evaluate(
     return result, loss_history
 
 
+def tag_study_run(study: str, data: StudyData) -> None:
+    """Tag the active (parent) run with the study and the features it used (as ingestion does
+    for train_eval); the nested runs inherit these tags."""
+    from co2net_pipeline.tracking import set_run_tags
+
+    store = data.feature_store
+    tags = {"study": study}
+    if getattr(store, "fingerprint", None):
+        tags["feature_fingerprint"] = str(store.fingerprint)
+    if getattr(store, "dataset_name", None):
+        tags["dataset"] = str(store.dataset_name)
+    set_run_tags(tags)
+
+
 @contextlib.contextmanager
 def nested_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
     """An MLflow run nested under the active one (it inherits the parent's provenance tags), or
@@ -307,7 +323,7 @@ def run_configuration(
             result.run_id = run.info.run_id
             _log_child(run, params, result, loss_history)
     logger.info(
-        "%s/%s: avg mAP %s (%.1f s)",
+        "%s/%s: avg mAP (%%) %s (%.1f s)",
         study,
         name,
         ", ".join(

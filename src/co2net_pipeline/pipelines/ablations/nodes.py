@@ -13,6 +13,7 @@ from co2net_pipeline.studies import (
     results_table,
     run_configuration,
     select_ablations,
+    tag_study_run,
     to_markdown,
 )
 
@@ -49,6 +50,7 @@ def run_ablations(
     data = StudyData(
         feature_store, videos, segments, ambiguous_intervals, list(classlist), data_split
     )
+    tag_study_run("ablations", data)
     results, info = [], []
     for name in names:
         entry = ablations[name] or {}

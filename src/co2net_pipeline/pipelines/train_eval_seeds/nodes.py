@@ -12,6 +12,7 @@ from co2net_pipeline.studies import (
     mean_std,
     results_table,
     run_configuration,
+    tag_study_run,
     to_markdown,
 )
 
@@ -47,6 +48,7 @@ def train_eval_seeds(
     data = StudyData(
         feature_store, videos, segments, ambiguous_intervals, list(classlist), data_split
     )
+    tag_study_run("seeds", data)
     results = [
         run_configuration(
             data,
