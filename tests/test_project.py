@@ -133,11 +133,29 @@ def _artifact_paths(run_id: str, path: str | None = None) -> set[str]:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ("thumos14", {"model.feature_dim": 1024, "training.lr": 5e-5, "training.max_seqlen": 500,
-                      "training.max_iter": 5000, "loss.topk_divisor": 7, "snippet_sampling.test_subset": "test"}),
-        ("activitynet12", {"model.variant": "activitynet12", "training.lr": 3e-5, "training.max_seqlen": 60,
-                           "loss.topk_divisor": 5, "snippet_sampling.train_subset": "training",
-                           "evaluation.test_subset": "validation", "proposals.ambiguous_filter": False}),
+        (
+            "thumos14",
+            {
+                "model.feature_dim": 1024,
+                "training.lr": 5e-5,
+                "training.max_seqlen": 500,
+                "training.max_iter": 5000,
+                "loss.topk_divisor": 7,
+                "snippet_sampling.test_subset": "test",
+            },
+        ),
+        (
+            "activitynet12",
+            {
+                "model.variant": "activitynet12",
+                "training.lr": 3e-5,
+                "training.max_seqlen": 60,
+                "loss.topk_divisor": 5,
+                "snippet_sampling.train_subset": "training",
+                "evaluation.test_subset": "validation",
+                "proposals.ambiguous_filter": False,
+            },
+        ),
     ],
 )
 def test_dataset_environments_override_single_keys(project, monkeypatch, env, expected):

@@ -61,10 +61,14 @@ def headline_metrics(run: pd.Series) -> dict[str, float]:
 
 def summary_command(experiment: str = "co2net", tracking_uri: str = "sqlite:///mlflow.db") -> int:
     """Print the latest finished run's averaged mAPs and where to look at it."""
-    runs = _search_runs(experiment, tracking_uri)
-    runs = runs[runs["status"] == "FINISHED"]
+    runs = search_runs(experiment, tracking_uri, include_nested=False)
+    evaluated = [c for c in runs.columns if c.startswith("metrics." + METRIC_PREFIX)]
+    finished = runs["status"] == "FINISHED"
+    if evaluated:
+        finished &= runs[evaluated].notna().any(axis=1)
+    runs = runs[finished]
     if runs.empty:
-        raise ValueError(f"experiment '{experiment}' has no finished run")
+        raise ValueError(f"experiment '{experiment}' has no finished run with detection metrics")
     run = runs.iloc[0]
     source = run.get("tags.data_source", "unknown")
     print(f"\nMLflow run {run['run_id']} (experiment '{experiment}', data: {source})")
@@ -90,7 +94,9 @@ def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     params = runs.filter(like="params.").T
     params.columns = runs["run_id"].str[:8]
     if len(runs) > 1:
-        params = params[params.astype(str).nunique(axis=1) > 1]
+        # a parameter that only some runs logged differs too
+        shown = params.astype(object).fillna("<absent>").astype(str)
+        params = params[shown.nunique(axis=1) > 1]
     params.index = params.index.str.removeprefix("params.")
     metric_cols = [c for c in runs.columns if c.startswith("metrics." + METRIC_PREFIX)]
     metrics = runs[metric_cols].T

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from co2net_pipeline.inference import run_inference
 from co2net_pipeline.model import ModelConfig, build_model
 from co2net_pipeline.training import select_device
@@ -18,10 +20,17 @@ def infer_test_set(trained_model: dict, feature_store, data_split: dict, params:
     model = load_trained_model(trained_model)
     device = select_device(params.get("device", "auto"))
     features = feature_store.load_all(data_split["test"])
-    return run_inference(
-        model.to(device),
-        features,
-        device,
-        batch_by_length=params.get("batch_by_length", True),
-        autocast_bf16=params.get("bf16", False),
-    )
+    previous = torch.get_num_threads()
+    if params.get("cpu_threads"):
+        # small models: extra OpenMP threads stall when other processes share the cores
+        torch.set_num_threads(int(params["cpu_threads"]))
+    try:
+        return run_inference(
+            model.to(device),
+            features,
+            device,
+            batch_by_length=params.get("batch_by_length", True),
+            autocast_bf16=params.get("bf16", False),
+        )
+    finally:
+        torch.set_num_threads(previous)
