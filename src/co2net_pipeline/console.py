@@ -1,4 +1,6 @@
-"""The `co2net` command: synthesize, ingest, evaluate, compare, summary (`cli.py` is Kedro's name for `kedro` plugins).
+"""The `co2net` command: synthesize, ingest, evaluate, compare, summary.
+
+(Named `console.py` because Kedro treats a package's `cli.py` as a plugin of the `kedro` command.)
 
 Each sub-command is a thin argparse front to a library function, so the same code runs inside
 Kedro nodes, in tests and here. Bad input exits with status 2 and a one-line message.
