@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -487,6 +488,8 @@ def train_model(
             total=max_iter,
             disable=not progress,
             desc="train",
+            # redirected output (logs, CI) gets a line every 30 s instead of one per update
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,
             dynamic_ncols=True,
         )
         for itr in bar:
