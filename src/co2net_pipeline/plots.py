@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from co2net_pipeline.localization import SECONDS_PER_SNIPPET  # noqa: E402
+
 
 def loss_curves(history: pd.DataFrame, smooth: int = 20) -> plt.Figure:
     """Every loss term against the iteration, smoothed by a running mean of `smooth` points."""
@@ -59,7 +61,7 @@ def video_examples(
     ground_truth: pd.DataFrame,
     classlist: Sequence[str],
     video_ids: Sequence[str],
-    seconds_per_snippet: float = 16 / 25,
+    seconds_per_snippet: float = SECONDS_PER_SNIPPET,
     top_detections: int = 5,
 ) -> plt.Figure:
     """One panel per video: attention, the CAS of its ground-truth classes, GT and top detections.

@@ -443,15 +443,15 @@ def _shipped_key(dataset_name: str) -> str:
     )
 
 
-def synthesize_command(
+def synthesize(
     output_dir: str | Path = "data/01_raw/synthetic",
     dataset_name: str = "Thumos14reduced",
-    params: dict | None = None,
-) -> int:
-    """`co2net synthesize`: write the synthetic W-TALC dataset for the shipped annotations.
+    params: Mapping | None = None,
+) -> dict:
+    """Generate and write the synthetic W-TALC dataset for the shipped annotations.
 
     dataset_name: "Thumos14reduced" / "ActivityNet1.2" (or "thumos14" / "activitynet12"); the
-    files are named after the canonical W-TALC name. Returns the exit status (0).
+    files are named after the canonical W-TALC name. Returns a manifest of what was written.
     """
     import time
 
@@ -465,15 +465,35 @@ def synthesize_command(
     paths = write_wtalc_dataset(
         output_dir, name, features, src, keep=None if synth.subset is None else keep
     )
-    elapsed = time.perf_counter() - started
-    n_snippets = sum(len(f) for f in features)
-    size_mb = paths["features"].stat().st_size / 2**20
+    return {
+        "synthetic": True,
+        "dataset_name": name,
+        "n_videos": len(features),
+        "n_snippets": int(sum(len(f) for f in features)),
+        "generator": synth.to_dict(),
+        "seconds": time.perf_counter() - started,
+        "features": str(paths["features"]),
+        "annotations": str(paths["annotations"]),
+    }
+
+
+def synthesize_command(
+    output_dir: str | Path = "data/01_raw/synthetic",
+    dataset_name: str = "Thumos14reduced",
+    params: dict | None = None,
+) -> int:
+    """`co2net synthesize`: `synthesize` plus a printed summary. Returns the exit status (0)."""
+    manifest = synthesize(output_dir, dataset_name, params)
+    name, gen = manifest["dataset_name"], manifest["generator"]
+    size_mb = Path(manifest["features"]).stat().st_size / 2**20
     print(
-        f"SYNTHETIC features (not real I3D) for {name}: {len(features)} videos, {n_snippets} snippets,"
+        f"SYNTHETIC features (not real I3D) for {name}: {manifest['n_videos']} videos, "
+        f"{manifest['n_snippets']} snippets,"
     )
     print(
-        f"  {synth.feature_dim} RGB + {synth.feature_dim} flow channels, seed {synth.seed}, {elapsed:.1f} s"
+        f"  {gen['feature_dim']} RGB + {gen['feature_dim']} flow channels, seed {gen['seed']}, "
+        f"{manifest['seconds']:.1f} s"
     )
-    print(f"  wrote {paths['features']} ({size_mb:.1f} MiB)")
-    print(f"  wrote {paths['annotations']}/ (real {name} annotations)")
+    print(f"  wrote {manifest['features']} ({size_mb:.1f} MiB)")
+    print(f"  wrote {manifest['annotations']}/ (real {name} annotations)")
     return 0
