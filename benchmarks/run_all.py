@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark, one table (stage, device, impl, median, ratio, throughput, memory).
+"""`make bench`: every benchmark, one table (stage, device, impl, median, speed-up, throughput, memory).
 
 Writes benchmarks/results/all.csv. Timings depend on the machine: the table says which.
 """
@@ -16,6 +16,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import eval_loop_speed  # noqa: E402
 import localize_speed  # noqa: E402
 import train_speed  # noqa: E402
 
@@ -32,12 +33,13 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-iterations", type=int, default=3)
+    parser.add_argument("--train-iterations", type=int, default=3, help="timed steps per run")
+    parser.add_argument("--train-rounds", type=int, default=1, help="runs per implementation")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow reference loops")
     args = parser.parse_args(argv)
 
     rows = []
-    for r in train_speed.run(iterations=args.train_iterations):
+    for r in train_speed.run(iterations=args.train_iterations, rounds=args.train_rounds):
         rows.append(
             {
                 "stage": "train step (10x500x2048)",
@@ -45,9 +47,20 @@ def main(argv: list[str] | None = None) -> int:
                 "impl": r["impl"],
                 "median_s": r["median_s"],
                 "runs": r["runs"],
-                "ratio_vs_ours": r["ratio"],
                 "throughput": f"{10 * 500 / r['median_s']:.0f} snippets/s",
                 "peak_mem_mb": r["peak_gpu_mb"] if r["device"] != "cpu" else r["peak_rss_mb"],
+            }
+        )
+    for r in eval_loop_speed.run(repeats=args.repeats, baseline=not args.no_baseline):
+        rows.append(
+            {
+                "stage": "test set: inference+proposals+mAP (212 videos)",
+                "device": r["device"],
+                "impl": r["impl"],
+                "median_s": r["median_s"],
+                "runs": r["runs"],
+                "throughput": f"{r['snippets_per_s']:.0f} snippets/s",
+                "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     for r in localize_speed.run(repeats=args.repeats, baseline=not args.no_baseline):
@@ -58,20 +71,28 @@ def main(argv: list[str] | None = None) -> int:
                 "impl": r["impl"],
                 "median_s": r["median_s"],
                 "runs": r["runs"],
-                "ratio_vs_ours": r["ratio"],
                 "throughput": f"{r['items'] / r['median_s']:.0f} detections/s",
                 "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     table = pd.DataFrame(rows)
+    table.insert(5, "speedup_vs_reference", speedups(table))
     out = HERE / "results" / "all.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     print(f"machine: {machine()}")
-    with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
+    with pd.option_context("display.width", 220, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     print(f"wrote {out}")
     return 0
+
+
+def speedups(table: pd.DataFrame) -> pd.Series:
+    """Reference median / this row's median, per stage and device (NaN without a reference)."""
+    is_reference = table["impl"].str.startswith("reference")
+    reference = table[is_reference].set_index(["stage", "device"])["median_s"]
+    keys = pd.MultiIndex.from_frame(table[["stage", "device"]])
+    return pd.Series(reference.reindex(keys).to_numpy() / table["median_s"].to_numpy())
 
 
 if __name__ == "__main__":

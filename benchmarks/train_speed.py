@@ -1,24 +1,27 @@
 """Training-step speed and peak memory at full THUMOS14 size: ours vs a reference-style step.
 
-Batch 10 x 500 snippets x 2048 features, C = 20, on CPU (and CUDA when present). Two steps are
+Batch 10 x 500 snippets x 2048 features, C = 20, on CPU (and CUDA when present). The steps are
 timed side by side, each in its own subprocess (so peak memory is per implementation):
 
 - "ours": `co2net_pipeline.training.train_model` itself (plan-driven vectorised snippet
-  sampling, CO2Net, vectorised losses, Adam; fused Adam / optional bf16 on CUDA), timed
-  between consecutive per-iteration `on_metrics` callbacks;
+  sampling, CO2Net, vectorised losses, Adam; fused Adam on CUDA), float32, timed between
+  consecutive per-iteration `on_metrics` callbacks;
+- "ours-bf16": the same with bf16 autocast (`TrainConfig.bf16`), on CUDA and on CPUs with
+  AMX / AVX512-BF16;
 - "reference-style": a plain eager transcription of the reference step written for this
   benchmark: host-side batch assembly with NumPy's global RNG and the per-element
   `random_perturb` loop, `np.array` stacking, the valid-length scan, float32 copy to the
   device, the reference model layout (with its unused `feat_encoder`), the reference loss
   code structure (a Python loop over the three pairs, softmax recomputed per term), Adam.
 
-Each runs `warmup` + `iterations` steps; the median of the timed steps is reported. Peak
+Each run does `warmup` + `iterations` steps; `rounds` runs of each implementation alternate;
+the median of all timed steps is reported, and ratio = reference-style / this row (> 1: faster). Peak
 memory: CPU = the process's peak resident set (VmHWM, includes the synthetic features), with
 "step" = peak minus the resident set once the features exist (model, Adam state,
 activations, batch buffers); CUDA = torch.cuda.max_memory_allocated.
 Writes benchmarks/results/train_speed.csv.
 
-    .venv/bin/python benchmarks/train_speed.py [--iterations 3] [--warmup 1] [--device cpu]
+    .venv/bin/python benchmarks/train_speed.py [--iterations 3] [--rounds 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 RESULTS_CSV = HERE / "results" / "train_speed.csv"
-IMPLS = ("ours", "reference-style")
+IMPLS = ("ours", "ours-bf16", "reference-style")
 
 BATCH, SEQLEN, FEATURE_DIM, N_CLASSES = 10, 500, 1024, 20
 
@@ -319,7 +322,7 @@ def _ours_worker(device_name: str, warmup: int, iterations: int, seed: int, bf16
     return _result(torch, device, times, rss_setup)
 
 
-def _spawn(impl: str, device: str, warmup: int, iterations: int, seed: int, bf16: bool) -> dict:
+def _spawn(impl: str, device: str, warmup: int, iterations: int, seed: int) -> dict:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -333,7 +336,7 @@ def _spawn(impl: str, device: str, warmup: int, iterations: int, seed: int, bf16
         str(iterations),
         "--seed",
         str(seed),
-    ] + (["--bf16"] if bf16 else [])
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=os.environ.copy())
     if proc.returncode != 0:
         raise RuntimeError(f"{impl} on {device} failed:\n{proc.stderr[-4000:]}")
@@ -345,12 +348,17 @@ def run(
     warmup: int = 1,
     devices: list[str] | None = None,
     seed: int = 0,
-    bf16: bool = False,
+    bf16: bool = True,
+    rounds: int = 1,
     output: Path | None = RESULTS_CSV,
 ) -> list[dict]:
-    """Time both training steps; returns rows {device, impl, median_s, min_s, runs, ratio,
-    peak_rss_mb, step_rss_mb, peak_gpu_mb}. ratio = this row's median / ours (same device)."""
+    """Time the training steps; returns rows {device, impl, median_s, min_s, runs, ratio,
+    peak_rss_mb, step_rss_mb, peak_gpu_mb}. ratio = reference-style median / this row's median
+    (same device; higher is faster). Each round runs every implementation once, in turn, so
+    that slow drifts of the machine hit all of them alike; the median is over all rounds."""
     import torch
+
+    from co2net_pipeline.training import bf16_is_fast
 
     if warmup < 1:
         raise ValueError("warmup must be >= 1 (the first step pays one-off setup costs)")
@@ -358,29 +366,33 @@ def run(
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        for impl in IMPLS:
-            res = _spawn(impl, device, warmup, iterations, seed, bf16 and impl == "ours")
-            times = res["times"]
+        impls = [i for i in IMPLS if i != "ours-bf16" or (bf16 and bf16_is_fast(device))]
+        results: dict[str, list[dict]] = {impl: [] for impl in impls}
+        for _ in range(rounds):
+            for impl in impls:
+                results[impl].append(_spawn(impl, device, warmup, iterations, seed))
+        for impl, runs in results.items():
+            times = [t for res in runs for t in res["times"]]
+            res = max(runs, key=lambda r: r["peak_rss_mb"])
             rows.append(
                 {
                     "device": device if device == "cpu" else res.get("gpu", device),
-                    "impl": impl
-                    + (" (bf16)" if bf16 and impl == "ours" and device != "cpu" else ""),
+                    "impl": impl,
                     "median_s": statistics.median(times),
                     "min_s": min(times),
                     "runs": len(times),
                     "peak_rss_mb": res["peak_rss_mb"],
                     "step_rss_mb": res["step_rss_mb"],
-                    "peak_gpu_mb": res.get("peak_gpu_mb", float("nan")),
+                    "peak_gpu_mb": max(r.get("peak_gpu_mb", float("nan")) for r in runs),
                     "threads": res["threads"],
                     "shape": f"{BATCH}x{SEQLEN}x{2 * FEATURE_DIM}, C={N_CLASSES}",
                 }
             )
     for row in rows:
-        ours = next(
-            r for r in rows if r["device"] == row["device"] and r["impl"].startswith("ours")
+        reference = next(
+            r for r in rows if r["device"] == row["device"] and r["impl"] == "reference-style"
         )
-        row["ratio"] = row["median_s"] / ours["median_s"]
+        row["ratio"] = reference["median_s"] / row["median_s"]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(output, index=False)
@@ -389,14 +401,14 @@ def run(
 
 def format_rows(rows: list[dict]) -> str:
     head = (
-        f"{'device':<22} {'impl':<17} {'median s/it':>11} {'min s/it':>9} {'ratio':>6} "
+        f"{'device':<22} {'impl':<17} {'median s/it':>11} {'min s/it':>9} {'speed-up':>8} "
         f"{'peak RSS MB':>11} {'step RSS MB':>11} {'peak GPU MB':>11}"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['device']:<22} {r['impl']:<17} {r['median_s']:>11.3f} {r['min_s']:>9.3f} "
-            f"{r['ratio']:>6.2f} {r['peak_rss_mb']:>11.0f} {r['step_rss_mb']:>11.0f} "
+            f"{r['ratio']:>8.2f} {r['peak_rss_mb']:>11.0f} {r['step_rss_mb']:>11.0f} "
             f"{r['peak_gpu_mb']:>11.0f}"
         )
     return "\n".join(lines)
@@ -404,22 +416,24 @@ def format_rows(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=3, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each implementation")
     parser.add_argument("--device", action="append", help="cpu / cuda (repeatable); default all")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for ours on CUDA")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 autocast row")
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         device = (args.device or ["cpu"])[0]
-        if args.worker == "ours":
-            res = _ours_worker(device, args.warmup, args.iterations, args.seed, args.bf16)
-        else:
+        if args.worker == "reference-style":
             res = _reference_worker(device, args.warmup, args.iterations, args.seed)
+        else:
+            bf16 = args.worker == "ours-bf16"
+            res = _ours_worker(device, args.warmup, args.iterations, args.seed, bf16)
         print(json.dumps(res))
         return 0
-    rows = run(args.iterations, args.warmup, args.device, args.seed, args.bf16)
+    rows = run(args.iterations, args.warmup, args.device, args.seed, not args.no_bf16, args.rounds)
     print(format_rows(rows))
     print(f"wrote {RESULTS_CSV}")
     return 0

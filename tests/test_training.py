@@ -241,6 +241,18 @@ def test_features_on_device_gives_identical_training(data):
     _assert_same_weights(a.state_dict, b.state_dict)
 
 
+def test_bf16_autocast_trains_on_cpu_close_to_float32(data):
+    a = _train(data, max_iter=40, interval=40)
+    b = _train(data, max_iter=40, interval=40, bf16=True)
+    assert all(p.dtype == torch.float32 for p in b.state_dict.values())
+    # autocast is really on (bf16 rounding changes the weights) ...
+    assert not torch.equal(a.state_dict["fusion.0.weight"], b.state_dict["fusion.0.weight"])
+    # ... and the losses follow the float32 run closely
+    total_a, total_b = a.history["total"].to_numpy(), b.history["total"].to_numpy()
+    assert abs(total_b[0] - total_a[0]) < 0.02 * total_a[0]
+    assert abs(total_b[-10:].mean() - total_a[-10:].mean()) < 0.1 * total_a[-10:].mean()
+
+
 def test_zero_rows_truncate_the_batch(data, monkeypatch):
     """Reference quirk: the batch is cut to the largest count of non-zero sampled snippets."""
     import co2net_pipeline.training as training

@@ -67,8 +67,7 @@ def run_inference(
 
     def forward(batch: np.ndarray) -> ModelOutputs:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-            return model(x)
+        return model(x)
 
     results: dict[str, VideoOutputs] = {}
     groups: dict[int, list[str]] = defaultdict(list)
@@ -82,7 +81,9 @@ def run_inference(
 
     batching = batch_by_length
     try:
-        with torch.inference_mode():
+        # One autocast region for all videos: its cache casts each weight to bf16 once.
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16)
+        with torch.inference_mode(), autocast:
             for length, vids in groups.items():  # loop over videos, grouped by length
                 per_pass = max(1, max_batch_snippets // length)
                 start = 0

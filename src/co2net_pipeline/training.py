@@ -70,7 +70,9 @@ class TrainConfig:
             itr % interval == 0 and itr > 0, i.e. after 201, 401, ... steps (reference quirk).
         seed: seeds Python, NumPy and torch before the model is built (reference 3552).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
-        bf16: bfloat16 autocast of the forward pass (CUDA only; losses stay float32).
+        bf16: bfloat16 autocast of the forward pass on CUDA or CPU (losses, gradients and
+            Adam state stay float32). Fast on GPUs and on CPUs with AMX / AVX512-BF16; on
+            other CPUs it is emulated and slower than float32 (a warning says so).
         selection: "last" (final weights), "heldout" or "oracle_test" (best `selection_score`
             at the scoring iterations; "oracle_test" is the reference protocol, which scores
             on the test set, so its numbers are test-selected).
@@ -177,6 +179,15 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return device
+
+
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """bf16 autocast pays off on CUDA and on CPUs with AMX / AVX512-BF16 (oneDNN kernels)."""
+    if torch.device(device).type == "cuda":
+        return True
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -478,7 +489,9 @@ def train_model(
                 checkpoint_path,
             )
 
-        autocast = bool(train_cfg.bf16 and device.type == "cuda")
+        autocast = bool(train_cfg.bf16)
+        if autocast and not bf16_is_fast(device):
+            logger.warning("bf16 on a CPU without AMX / AVX512-BF16 is slower than float32")
         model.train()
         t0 = time.perf_counter()
         running, running_n = 0.0, 0

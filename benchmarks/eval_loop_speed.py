@@ -1,0 +1,202 @@
+"""Whole test-set evaluation at THUMOS14 scale: inference + proposals + mAP, ours vs the reference loop.
+
+The 212 THUMOS14 test videos with their real snippet counts T = round(duration·25/16) (71,804
+snippets), seeded random features of width 2048, and a full-size CO2Net (D = 1024, C = 20,
+seeded initial weights: the cost of a forward pass does not depend on the weights). Timed end
+to end on the same inputs, each median of `repeats` runs:
+
+- "ours": `run_inference` (whole videos, batched by equal length, inference mode), then
+  `localize_videos` and `evaluate_detections` (vectorised), optionally with bf16 autocast;
+- "reference loop": a plain transcription of the reference's test loop: one video at a time
+  (float32 tensor, forward under no_grad, outputs to NumPy), per-threshold / per-class /
+  per-run proposal loops with soft-NMS, the ambiguous-interval filter, then the ActivityNet
+  evaluator's per-prediction matching (`reference_loops.py`).
+
+Random weights give random attention, so the detection count is whatever the proposal rules
+make of it (printed). Writes benchmarks/results/eval_loop_speed.csv.
+
+    .venv/bin/python benchmarks/eval_loop_speed.py [--repeats 3] [--no-baseline] [--no-bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from co2net_pipeline.data.annotations import load_shipped_annotations, seconds_to_snippets
+from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections, load_ground_truth
+from co2net_pipeline.inference import run_inference
+from co2net_pipeline.localization import ProposalParams, localize_videos
+from co2net_pipeline.model import ModelConfig, build_model
+
+HERE = Path(__file__).resolve().parent
+RESULTS_CSV = HERE / "results" / "eval_loop_speed.csv"
+FEATURE_WIDTH = 2048
+
+
+def thumos_test_features(seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
+    """video_id -> (T, 2048) float32 features of the THUMOS14 test videos (real T)."""
+    annotations = load_shipped_annotations("thumos14").subset("test")
+    rng = np.random.default_rng(seed)
+    features = {}
+    for vid, duration in zip(
+        annotations.videos["video_id"], annotations.videos["duration_s"], strict=True
+    ):
+        t = max(1, int(seconds_to_snippets(duration)))
+        features[vid] = rng.standard_normal((t, FEATURE_WIDTH), dtype=np.float32)
+    return features, list(annotations.classlist)
+
+
+def _load_reference_loops():
+    spec = importlib.util.spec_from_file_location("reference_loops", HERE / "reference_loops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ours(model, features, classlist, ambiguous, ground_truth, bf16: bool, device: str):
+    outputs = run_inference(model, features, device, batch_by_length=True, autocast_bf16=bf16)
+    cas_attention = {vid: (o["cas"], o["attention"]) for vid, o in outputs.items()}
+    detections = localize_videos(cas_attention, classlist, ProposalParams(), ambiguous)
+    predictions = detections[["video_id", "t_start", "t_end", "label", "score"]]
+    result = evaluate_detections(predictions, ground_truth, THUMOS14_TIOU)
+    return len(predictions), float(np.mean(list(result.map.values())))
+
+
+def reference_loop(ref, model, features, classlist, ambiguous, ground_truth, device: str):
+    by_video = {
+        v: list(zip(g["t_start_s"], g["t_end_s"], strict=True))
+        for v, g in ambiguous.groupby("video_id")
+    }
+    model.eval().to(device)
+    rows = []
+    for vid, feat in features.items():  # one video at a time, as the reference's test()
+        x = torch.from_numpy(feat).float().to(device).unsqueeze(0)
+        with torch.no_grad():
+            out = model(x)
+        cas = out.cas[0].cpu().numpy()
+        attention = out.attn[0, :, 0].cpu().numpy()
+        dets = ref.reference_video_proposals(cas, attention)
+        dets = ref.reference_filter_ambiguous(dets, by_video.get(vid, []))
+        rows += [(vid, classlist[int(c)], score, s, e) for c, score, s, e in dets]
+    predictions = pd.DataFrame(rows, columns=["video_id", "label", "score", "t_start", "t_end"])
+    ap = ref.reference_evaluate(predictions, ground_truth, THUMOS14_TIOU)
+    return len(predictions), float(ap.mean(axis=0).mean())
+
+
+def _timed(fn, repeats: int) -> tuple[list[float], object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def run(
+    repeats: int = 3,
+    baseline: bool = True,
+    bf16: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+    output: Path | None = RESULTS_CSV,
+) -> list[dict]:
+    """Rows {impl, device, median_s, min_s, runs, detections, avg_map, ratio, snippets_per_s};
+    ratio = reference loop median / this row's median (higher is better)."""
+    features, classlist = thumos_test_features(seed)
+    n_snippets = sum(len(f) for f in features.values())
+    ambiguous = load_shipped_annotations("thumos14").ambiguous
+    ground_truth, _, _ = load_ground_truth("thumos14", "test", "snippets")
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = build_model(ModelConfig()).eval()
+
+    variants = [("ours", False)] + ([("ours (bf16)", True)] if bf16 else [])
+    rows = []
+    for name, use_bf16 in variants:
+        ours(
+            model,
+            {k: features[k] for k in list(features)[:3]},
+            classlist,
+            ambiguous,
+            ground_truth,
+            use_bf16,
+            device,
+        )  # warm-up: oneDNN primitive creation
+        times, (n_det, avg) = _timed(
+            lambda b=use_bf16: ours(model, features, classlist, ambiguous, ground_truth, b, device),
+            repeats,
+        )
+        rows.append({"impl": name, "times": times, "detections": n_det, "avg_map": avg})
+    if baseline:
+        ref = _load_reference_loops()
+        times, (n_det, avg) = _timed(
+            lambda: reference_loop(
+                ref, model, features, classlist, ambiguous, ground_truth, device
+            ),
+            1,
+        )
+        rows.append({"impl": "reference loop", "times": times, "detections": n_det, "avg_map": avg})
+    ref_median = next(
+        (statistics.median(r["times"]) for r in rows if r["impl"] == "reference loop"), np.nan
+    )
+    device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    table = []
+    for r in rows:
+        median = statistics.median(r["times"])
+        table.append(
+            {
+                "impl": r["impl"],
+                "device": device_name,
+                "median_s": median,
+                "min_s": min(r["times"]),
+                "runs": len(r["times"]),
+                "detections": r["detections"],
+                "avg_map": r["avg_map"],
+                "ratio": ref_median / median,
+                "snippets_per_s": n_snippets / median,
+            }
+        )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(table).to_csv(output, index=False)
+    return table
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [
+        f"{'impl':<15} {'device':<10} {'median s':>9} {'min s':>8} {'runs':>5} {'detections':>10} "
+        f"{'avg mAP':>8} {'speed-up':>8}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['impl']:<15} {r['device']:<10} {r['median_s']:>9.2f} {r['min_s']:>8.2f} "
+            f"{r['runs']:>5} {r['detections']:>10} {r['avg_map']:>8.4f} {r['ratio']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the reference loop")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 row")
+    args = parser.parse_args(argv)
+    rows = run(args.repeats, not args.no_baseline, not args.no_bf16, args.seed, args.device)
+    print(format_rows(rows))
+    print(f"wrote {RESULTS_CSV}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

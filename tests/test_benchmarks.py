@@ -1,0 +1,39 @@
+"""The benchmarks compare equal work: ours and the reference-loop transcriptions agree."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+from co2net_pipeline.data.annotations import load_shipped_annotations
+from co2net_pipeline.evaluation import load_ground_truth
+from co2net_pipeline.model import ModelConfig, build_model
+from tests.golden import PROJECT_ROOT
+
+
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_loop_ours_and_reference_loop_agree(one_torch_thread) -> None:
+    bench = _load_benchmark("eval_loop_speed")
+    annotations = load_shipped_annotations("thumos14").subset("test")
+    ground_truth, _, _ = load_ground_truth("thumos14", "test", "snippets")
+    classlist = list(annotations.classlist)
+    rng = np.random.default_rng(0)
+    videos = list(annotations.videos["video_id"][:12])
+    features = {v: rng.standard_normal((int(rng.integers(30, 200)), 32), np.float32) for v in videos}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(feature_dim=16, attention_hidden=16)).eval()
+    ambiguous = annotations.ambiguous
+    n_ours, map_ours = bench.ours(model, features, classlist, ambiguous, ground_truth, False, "cpu")
+    n_ref, map_ref = bench.reference_loop(
+        bench._load_reference_loops(), model, features, classlist, ambiguous, ground_truth, "cpu"
+    )
+    assert n_ours == n_ref > 0
+    assert abs(map_ours - map_ref) < 1e-3  # equal-tIoU ties may be ordered differently
