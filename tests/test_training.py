@@ -217,6 +217,38 @@ def test_heldout_selection_keeps_best_and_does_not_disturb_training(data, tmp_pa
     _assert_same_weights(last.state_dict, final)
 
 
+@pytest.mark.parametrize("metrics_every", [4, 100])
+def test_buffered_metrics_change_nothing(data, metrics_every):
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, 11, seed=1)
+
+    def run(every):
+        calls = []
+        result = train_model(
+            feats,
+            label_map,
+            plan,
+            MODEL,
+            LossConfig(),
+            TrainConfig(
+                max_iter=11, interval=3, max_seqlen=24, selection="heldout", metrics_every=every
+            ),
+            None,
+            on_metrics=lambda itr, metrics: calls.append((itr, metrics)),
+            selection_score=lambda model, itr: float(itr % 5),
+            progress=False,
+        )
+        return result, calls
+
+    (a, calls_a), (b, calls_b) = run(1), run(metrics_every)
+    assert calls_a == calls_b
+    assert [itr for itr, _ in calls_b] == list(range(11))
+    assert [itr for itr, m in calls_b if "selection_score" in m] == [3, 6, 9]
+    pd.testing.assert_frame_equal(a.history, b.history)
+    _assert_same_weights(a.state_dict, b.state_dict)
+    assert b.selected_iteration == 9
+
+
 def test_selection_needs_a_score_and_falls_back_without_scoring_point(data):
     with pytest.raises(ValueError, match="selection_score"):
         _train(data, max_iter=2, selection="oracle_test")

@@ -90,6 +90,11 @@ class TrainConfig:
         score_final_iteration: also score the final weights (the reference never does: its
             last scoring point is the last multiple of `interval` before max_iter).
         fused_adam: use the fused Adam kernel on CUDA (same maths, fewer launches).
+        metrics_every: fetch the logged loss values from the device every n iterations
+            (0 = auto: every iteration on CPU, every 25 on GPUs, where waiting for each
+            step's values would stop the host from queueing the next step). Checkpoints,
+            scoring points and the final iteration always fetch; `on_metrics` then runs for
+            the buffered iterations in order. Results do not depend on it.
         cpu_threads: torch intra-op threads during training (None = torch's default). Small
             models train faster on 1 thread, and extra OpenMP threads stall badly when other
             processes share the cores; restored afterwards.
@@ -115,6 +120,7 @@ class TrainConfig:
     score_final_iteration: bool = False
     fused_adam: bool = True
     cpu_threads: int | None = None
+    metrics_every: int = 0
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -125,6 +131,8 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.sampling={self.sampling!r}: expected 'random' or 'uniform'"
             )
+        if self.metrics_every < 0:
+            raise ValueError(f"TrainConfig.metrics_every must be >= 0, got {self.metrics_every}")
         for name in ("max_seqlen", "batch_size", "interval"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -321,7 +329,7 @@ class _FeatureBank:
     def gather(self, videos: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         """(B, T', 2D) float32 batch on the device; idx: (B, T') snippet indices."""
         if self.bank is not None:
-            flat = torch.from_numpy((self.offsets[videos][:, None] + idx).ravel()).to(self.device)
+            flat = _to_device((self.offsets[videos][:, None] + idx).ravel(), self.device)
             return self.bank.index_select(0, flat).view(len(videos), idx.shape[1], self.width)
         shape = (len(videos), idx.shape[1], self.width)
         if self.pin:
@@ -335,6 +343,14 @@ class _FeatureBank:
         if self.pin:
             return self.pinned.to(self.device, non_blocking=True)
         return torch.from_numpy(out).to(self.device)
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Small host array to the device; on CUDA through pinned memory without waiting."""
+    tensor = torch.from_numpy(array)
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _label_matrix(labels: Mapping[str, np.ndarray], video_ids: np.ndarray) -> np.ndarray:
@@ -495,6 +511,8 @@ def train_model(
         model.train()
         t0 = time.perf_counter()
         running, running_n = 0.0, 0
+        pending: list[tuple[int, torch.Tensor]] = []
+        metrics_every = train_cfg.metrics_every or (1 if device.type == "cpu" else 25)
         bar = tqdm(
             range(start, max_iter),
             initial=start,
@@ -517,7 +535,7 @@ def train_model(
             if train_cfg.truncate_to_valid_length:
                 idx = idx[:, : max(1, bank.valid_length(videos, idx))]
             x = bank.gather(videos, idx)
-            y = label_rows[torch.from_numpy(videos).to(device)]
+            y = label_rows[_to_device(videos, device)]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 out = model(x)
             if autocast:
@@ -527,28 +545,36 @@ def train_model(
             total.backward()
             optimizer.step()
 
-            # One device->host transfer per iteration for all logged values.
-            values = torch.stack([t.detach().float() for t in (*terms.values(), total)]).cpu()
-            metrics = dict(zip([*terms, "total"], values.tolist(), strict=True))
-            history.append({"iteration": itr, **metrics})
-            running += metrics["total"]
-            running_n += 1
-            bar.set_postfix(loss=f"{running / running_n:.4f}", refresh=False)
+            names = [*terms, "total"]
+            pending.append(
+                (itr, torch.stack([t.detach().float() for t in (*terms.values(), total)]))
+            )
 
             is_point = itr > 0 and itr % train_cfg.interval == 0
             is_final = itr == max_iter - 1
+            extra: dict[str, float] = {}
             if train_cfg.selection != "last" and (
                 is_point or (is_final and train_cfg.score_final_iteration)
             ):
                 score = _score(model, selection_score, itr, device)
                 scores.append((itr, score))
-                metrics["selection_score"] = score
+                extra["selection_score"] = score
                 if score > best["score"]:
                     best = {"iteration": itr, "score": score, "state": _cpu_state(model)}
                     if checkpoint_path is not None:
                         _atomic_save(best["state"], checkpoint_path.with_name(BEST_NAME))
-            if on_metrics is not None:
-                on_metrics(itr, metrics)
+            if is_point or is_final or len(pending) >= metrics_every:
+                # One device->host transfer for every buffered iteration's values.
+                values = torch.stack([v for _, v in pending]).cpu().tolist()
+                for (done, _), row in zip(pending, values, strict=True):
+                    metrics = dict(zip(names, row, strict=True))
+                    history.append({"iteration": done, **metrics})
+                    running += metrics["total"]
+                    running_n += 1
+                    if on_metrics is not None:
+                        on_metrics(done, metrics | extra if done == itr else metrics)
+                pending.clear()
+                bar.set_postfix(loss=f"{running / running_n:.4f}", refresh=False)
             if is_point or is_final:
                 save_checkpoint(itr)
             if is_point:
