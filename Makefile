@@ -18,7 +18,7 @@ else
   TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
 endif
 
-.PHONY: setup run test bench lint lock viz clean-data
+.PHONY: setup run test bench lint lock viz clean-data airflow-dag
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -56,7 +56,14 @@ lint: setup
 viz: setup
 	$(BIN)/kedro viz run
 
+# Airflow DAGs (conf/airflow/) in airflow_dags/: one independent train_eval run per seed / ablation.
+# AIRFLOW_PARAMS overrides conf/airflow/airflow.yml: make airflow-dag AIRFLOW_PARAMS="seeds=1 2 3"
+airflow-dag: setup
+	$(BIN)/kedro airflow create --env airflow --pipelines train_eval_seeds,ablations \
+		--jinja-file conf/airflow/dag_template.j2 --target-dir airflow_dags \
+		$(if $(AIRFLOW_PARAMS),--params "$(AIRFLOW_PARAMS)")
+
 # Regenerates requirements.lock from pyproject.toml (CPU torch).
 lock: $(UV)
-	$(UV) pip compile pyproject.toml --extra dev $(TORCH_SOURCE) --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra orchestration $(TORCH_SOURCE) --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
