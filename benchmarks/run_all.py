@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-iterations", type=int, default=3, help="timed steps per run")
-    parser.add_argument("--train-rounds", type=int, default=1, help="runs per implementation")
+    parser.add_argument("--train-rounds", type=int, default=3, help="runs per implementation")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow reference loops")
     args = parser.parse_args(argv)
 

@@ -27,7 +27,9 @@ def test_eval_loop_ours_and_reference_loop_agree(one_torch_thread) -> None:
     classlist = list(annotations.classlist)
     rng = np.random.default_rng(0)
     videos = list(annotations.videos["video_id"][:12])
-    features = {v: rng.standard_normal((int(rng.integers(30, 200)), 32), np.float32) for v in videos}
+    features = {
+        v: rng.standard_normal((int(rng.integers(30, 200)), 32), np.float32) for v in videos
+    }
     torch.manual_seed(0)
     model = build_model(ModelConfig(feature_dim=16, attention_hidden=16)).eval()
     ambiguous = annotations.ambiguous

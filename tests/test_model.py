@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from co2net_pipeline.inference import run_inference
+from co2net_pipeline.inference import padded_batches, run_inference
 from co2net_pipeline.model import (
     CO2Net,
     ModelConfig,
@@ -330,7 +330,7 @@ def test_inference_outputs_match_direct_forward():
     torch.manual_seed(8)
     model = tiny()
     feats = _videos([5, 12, 12, 1, 30])
-    out = run_inference(model, feats, "cpu")
+    out = run_inference(model, feats, "cpu", batching="none")
     assert list(out) == list(feats)
     assert model.training  # mode restored
     model.eval()
@@ -346,15 +346,72 @@ def test_inference_outputs_match_direct_forward():
         np.testing.assert_array_equal(o["attention"], direct.attn[0, :, 0].numpy())
 
 
-def test_inference_batching_never_changes_results():
+def test_inference_equal_length_batching_never_changes_results():
     torch.manual_seed(9)
     model = tiny()
     feats = _videos([20, 20, 20, 7, 7, 33, 20], seed=1)
-    batched = run_inference(model, feats, "cpu", batch_by_length=True)
-    single = run_inference(model, feats, "cpu", batch_by_length=False)
+    batched = run_inference(model, feats, "cpu", batching="equal_length")
+    single = run_inference(model, feats, "cpu", batching="none")
     for vid in feats:
         for key in single[vid]:
             np.testing.assert_array_equal(batched[vid][key], single[vid][key])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"fusion": "se"},
+        {"fusion": "concat"},
+        {"fusion": "add"},
+        {"main_descriptor": "local", "aux_descriptor": "global"},
+        {"variant": "activitynet12", "pool_seqlen": 30},  # smoothing kernel 7
+    ],
+    ids=["ccm", "se", "concat", "add", "local-global", "activitynet12"],
+)
+def test_padded_batches_equal_one_video_passes(overrides):
+    """Padding never leaks into a video's outputs: not through the temporal means, a conv(3),
+    or the ActivityNet smoothing (lengths 1..40, batches padded by up to 39 snippets)."""
+    torch.manual_seed(12)
+    model = tiny(**overrides)
+    feats = _videos([1, 2, 3, 9, 10, 11, 17, 25, 33, 40, 40], seed=2)
+    single = run_inference(model, feats, "cpu", batching="none")
+    # max_padding 1: any mix of lengths in one pass
+    lengths = {v: len(f) for v, f in feats.items()}
+    assert len(padded_batches(lengths, 10**6, max_padding=1.0)) == 1
+    model.eval()
+    with torch.inference_mode():
+        x = np.zeros((len(feats), 40, 2 * D), np.float32)
+        x[:] = 7.0  # padding content must not matter either
+        for row, f in enumerate(feats.values()):
+            x[row, : len(f)] = f
+        out = model(torch.from_numpy(x), torch.tensor(list(lengths.values())))
+    for row, (vid, f) in enumerate(feats.items()):
+        t = len(f)
+        np.testing.assert_allclose(out.cas[row, :t].numpy(), single[vid]["cas"], atol=2e-5)
+        for name, key in (("attn", "attention"), ("v_atn", "v_atn"), ("f_atn", "f_atn")):
+            got = getattr(out, name)[row, :t, 0].numpy()
+            np.testing.assert_allclose(got, single[vid][key], atol=2e-5)
+    padded = run_inference(model, feats, "cpu", batching="padded", max_batch_snippets=64)
+    for vid in feats:
+        for key in single[vid]:
+            np.testing.assert_allclose(padded[vid][key], single[vid][key], atol=2e-5)
+
+
+def test_padded_batches_respect_the_limits():
+    lengths = {"a": 100, "b": 95, "c": 30, "d": 29, "e": 28, "f": 500, "g": 7}
+    batches = padded_batches(lengths, max_batch_snippets=256, max_padding=0.1)
+    assert sorted(v for chunk, _ in batches for v in chunk) == sorted(lengths)
+    for chunk, padded_to in batches:
+        assert padded_to % 8 == 0 and padded_to >= max(lengths[v] for v in chunk)
+        if len(chunk) > 1:
+            assert padded_to * len(chunk) <= 256
+            longest = max(lengths[v] for v in chunk)
+            assert 1 - sum(lengths[v] for v in chunk) / (longest * len(chunk)) <= 0.1
+    assert (["f"], 504) in batches  # longer than the limit: alone
+    assert (["e", "d", "c"], 32) in batches
+    with pytest.raises(ValueError, match="batching"):
+        run_inference(tiny(), _videos([3]), "cpu", batching="by_length")
 
 
 def test_inference_rejects_wrong_width():

@@ -165,10 +165,23 @@ def _attention_layers(
     )
 
 
+def _temporal_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """(B, C, T) -> (B, C, 1) mean over each video's own snippets (padding rows are zero)."""
+    if valid is None:
+        return x.mean(dim=-1, keepdim=True)
+    return x.sum(dim=-1, keepdim=True) / valid.sum(dim=-1, keepdim=True)
+
+
+def _zero_padding(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    # Padding positions must read as the zeros a conv's own padding would give a lone video.
+    return x if valid is None else x.masked_fill(~valid, 0)
+
+
 class ConsensusUnit(nn.Module):
     """CCM + attention unit for one main modality (spec §2.1), or an ablation variant.
 
-    forward(main (B, D, T), aux (B, D, T)) -> (attention (B, 1, T), re-calibrated main (B, D, T)).
+    forward(main (B, D, T), aux (B, D, T), valid (B, 1, T) bool or None) -> (attention (B, 1, T),
+    re-calibrated main (B, D, T)). `valid` marks each video's snippets in a padded batch.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -195,20 +208,29 @@ class ConsensusUnit(nn.Module):
             attn_in, cfg.attention_hidden, cfg.attention_dropout, cfg.attention_logit_dropout
         )
 
-    def forward(self, main: torch.Tensor, aux: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, main: torch.Tensor, aux: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.fusion_kind == "ccm":
-            main_in = main.mean(dim=-1, keepdim=True) if self.main_global else main
-            aux_in = aux.mean(dim=-1, keepdim=True) if self.aux_global else aux
+            main_in = _temporal_mean(main, valid) if self.main_global else main
+            aux_in = _temporal_mean(aux, valid) if self.aux_global else aux
             # The k=3 conv on a length-1 pooled vector only uses its centre tap (spec §2.1).
             gate = torch.sigmoid(self.bit_wise_attn(aux_in) * self.channel_conv(main_in))
-            recalibrated = gate * main
-            return self.attention(recalibrated), recalibrated
+            recalibrated = _zero_padding(gate * main, valid)
+            return self._attend(recalibrated, valid), recalibrated
         if self.fusion_kind == "se":
-            recalibrated = self.se_gate(main.mean(dim=-1, keepdim=True)) * main
-            return self.attention(recalibrated), recalibrated
+            recalibrated = self.se_gate(_temporal_mean(main, valid)) * main
+            return self._attend(recalibrated, valid), recalibrated
         if self.fusion_kind == "concat":
-            return self.attention(torch.cat((main, aux), dim=1)), main
-        return self.attention(main + aux), main  # "add"
+            return self._attend(torch.cat((main, aux), dim=1), valid), main
+        return self._attend(main + aux, valid), main  # "add"
+
+    def _attend(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        if valid is None:
+            return self.attention(x)
+        # conv(3) -> LReLU -> Dropout, padding re-zeroed before the second conv(3) reads it
+        hidden = _zero_padding(self.attention[:3](x), valid)
+        return self.attention[3:](hidden)
 
 
 class CO2Net(nn.Module):
@@ -217,6 +239,12 @@ class CO2Net(nn.Module):
     forward(x: (B, T, 2D) snippet features, RGB then Flow) -> ModelOutputs with
     feat (B, T, 2D), cas (B, T, C+1) logits, attn / v_atn / f_atn (B, T, 1).
     No softmax in the model; dropout is active in train mode only.
+
+    forward(x, lengths) runs a padded batch of videos of different lengths: `lengths` (B,) are
+    the videos' snippet counts, x[b, lengths[b]:] is padding. Every temporal mean uses the
+    video's own snippets and padding is re-zeroed wherever a conv(3) or the pooling would read
+    it, so each video's outputs (first lengths[b] rows; the rest is undefined) equal those of
+    a forward pass of that video alone, up to floating-point rounding.
     """
 
     def __init__(self, cfg: ModelConfig | None = None) -> None:
@@ -266,20 +294,27 @@ class CO2Net(nn.Module):
             for shape in shapes:
                 torch.empty(shape, device=device).uniform_()
 
-    def forward(self, x: torch.Tensor) -> ModelOutputs:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutputs:
         d = self.cfg.feature_dim
         if x.dim() != 3 or x.shape[-1] != 2 * d:
             raise ValueError(
                 f"CO2Net input must be (B, T, {2 * d}) snippet features, got {tuple(x.shape)}"
             )
-        feat = x.transpose(1, 2)
+        valid = None
+        if lengths is not None:
+            steps = torch.arange(x.shape[1], device=x.device)
+            valid = (steps < lengths.to(x.device).view(-1, 1)).unsqueeze(1)  # (B, 1, T)
+        feat = _zero_padding(x.transpose(1, 2), valid)
         rgb, flow = feat[:, :d], feat[:, d:]
-        v_atn, v_feat = self.vAttn(rgb, flow)
-        f_atn, f_feat = self.fAttn(flow, rgb)
+        v_atn, v_feat = self.vAttn(rgb, flow, valid)
+        f_atn, f_feat = self.fAttn(flow, rgb, valid)
         # Fused attention from the UNsmoothed a_r, a_f (ActivityNet smooths afterwards).
         attn = (f_atn + v_atn) / 2
-        fused = self.fusion(torch.cat((v_feat, f_feat), dim=1))
-        cas = self.pool(self.classifier(fused))
+        fused = _zero_padding(self.fusion(torch.cat((v_feat, f_feat), dim=1)), valid)
+        cas = self.classifier(fused)
+        if self.cfg.smoothing_kernel is not None and valid is not None:
+            cas, attn, v_atn, f_atn = (_zero_padding(t, valid) for t in (cas, attn, v_atn, f_atn))
+        cas = self.pool(cas)
         attn, v_atn, f_atn = self.pool(attn), self.pool(v_atn), self.pool(f_atn)
         return ModelOutputs(
             feat=fused.transpose(1, 2),

@@ -29,7 +29,7 @@ def infer_test_set(trained_model: dict, feature_store, data_split: dict, params:
             model.to(device),
             features,
             device,
-            batch_by_length=params.get("batch_by_length", True),
+            batching=params.get("batching", "padded"),
             autocast_bf16=params.get("bf16", False),
         )
     finally:
