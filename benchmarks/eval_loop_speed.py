@@ -34,13 +34,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from co2net_pipeline.data.annotations import load_shipped_annotations, seconds_to_snippets
+from co2net_pipeline.data.annotations import load_shipped_annotations
 from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections, load_ground_truth
 from co2net_pipeline.inference import run_inference
 from co2net_pipeline.localization import ProposalParams, localize_videos
 from co2net_pipeline.model import ModelConfig, build_model
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from localize_speed import thumos_test_videos  # noqa: E402
+
 RESULTS_CSV = HERE / "results" / "eval_loop_speed.csv"
 FEATURE_WIDTH = 2048
 
@@ -48,24 +52,14 @@ FEATURE_WIDTH = 2048
 def thumos_test_features(seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
     """video_id -> (T, 2048) float32 features of the THUMOS14 test videos (real T): noise plus,
     inside every ground-truth segment, a direction of its class and a shared "action" one."""
-    annotations = load_shipped_annotations("thumos14").subset("test")
-    classlist = list(annotations.classlist)
+    classlist = list(load_shipped_annotations("thumos14").classlist)
     rng = np.random.default_rng(seed)
     directions = rng.standard_normal((len(classlist) + 1, FEATURE_WIDTH), dtype=np.float32)
-    segments = annotations.segments.groupby("video_id")
     features = {}
-    for vid, duration in zip(
-        annotations.videos["video_id"], annotations.videos["duration_s"], strict=True
-    ):
-        t = max(1, int(seconds_to_snippets(duration)))
+    for vid, t, spans in thumos_test_videos():
         feat = rng.standard_normal((t, FEATURE_WIDTH), dtype=np.float32)
-        if vid in segments.groups:
-            seg = segments.get_group(vid)
-            starts = seconds_to_snippets(seg["t_start_s"].to_numpy())
-            ends = seconds_to_snippets(seg["t_end_s"].to_numpy())
-            for s, e, label in zip(starts, ends, seg["label"], strict=True):
-                s, e = min(s, t - 1), min(max(e, s + 1), t)
-                feat[s:e] += directions[classlist.index(label)] + directions[-1]
+        for s, e, label in spans:
+            feat[s:e] += directions[classlist.index(label)] + directions[-1]
         features[vid] = feat
     return features, classlist
 
@@ -77,8 +71,7 @@ def probed_model(features: dict[str, np.ndarray], classlist: list[str], seed: in
     of 40 test videos to the ground truth. Only its cost matters here."""
     torch.manual_seed(seed)
     model = build_model(ModelConfig()).eval()
-    annotations = load_shipped_annotations("thumos14").subset("test")
-    segments = annotations.segments.groupby("video_id")
+    spans_of = {vid: spans for vid, _, spans in thumos_test_videos()}
     layers = {
         "cas": (model.classifier[2], model.classifier[4]),
         "v_atn": (model.vAttn.attention[4], model.vAttn.attention[5]),
@@ -96,15 +89,8 @@ def probed_model(features: dict[str, np.ndarray], classlist: list[str], seed: in
             model(torch.from_numpy(feat)[None])
             target = np.zeros((len(feat), len(classlist) + 1), np.float32)
             target[:, -1] = 1
-            if vid in segments.groups:
-                seg = segments.get_group(vid)
-                for s, e, label in zip(
-                    seconds_to_snippets(seg["t_start_s"].to_numpy()),
-                    seconds_to_snippets(seg["t_end_s"].to_numpy()),
-                    seg["label"],
-                    strict=True,
-                ):
-                    target[s:e, classlist.index(label)], target[s:e, -1] = 1, 0
+            for s, e, label in spans_of[vid]:
+                target[s:e, classlist.index(label)], target[s:e, -1] = 1, 0
             targets.append(torch.from_numpy(target[::8]))
     for hook in hooks:
         hook.remove()

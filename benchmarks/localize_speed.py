@@ -45,29 +45,41 @@ def _smooth(noise: np.ndarray, width: int) -> np.ndarray:
     return out / (out.std() + 1e-9)
 
 
-def synthetic_test_set(seed: int = 0) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """THUMOS14 test videos (real T) → (cas (T, 21) float32 logits, attention (T,) float32)."""
+def thumos_test_videos() -> list[tuple[str, int, list[tuple[int, int, str]]]]:
+    """The THUMOS14 test videos: (video_id, T = round(duration·25/16), ground-truth segments as
+    (start, end, label) in snippets, clipped to [0, T) and at least one snippet long)."""
     annotations = load_shipped_annotations("thumos14").subset("test")
-    classlist = list(annotations.classlist)
-    class_of = {c: i for i, c in enumerate(classlist)}
-    rng = np.random.default_rng(seed)
     segments = annotations.segments.groupby("video_id")
-    outputs = {}
+    videos = []
     for vid, duration in zip(
         annotations.videos["video_id"], annotations.videos["duration_s"], strict=True
     ):
         t = max(1, int(seconds_to_snippets(duration)))
-        logit = 1.0 * _smooth(rng.standard_normal(t), 2) - 1.0
-        cas = rng.normal(0.0, 0.5, size=(t, len(classlist) + 1))
-        cas[:, -1] += 1.0
+        spans = []
         if vid in segments.groups:
             seg = segments.get_group(vid)
             starts = seconds_to_snippets(seg["t_start_s"].to_numpy())
             ends = seconds_to_snippets(seg["t_end_s"].to_numpy())
             for s, e, label in zip(starts, ends, seg["label"], strict=True):
-                s, e = min(s, t - 1), min(max(e, s + 1), t)
-                logit[s:e] += 2.5 + rng.normal(0, 0.3)
-                cas[s:e, class_of[label]] += 4.0
+                s = min(int(s), t - 1)
+                spans.append((s, min(max(int(e), s + 1), t), label))
+        videos.append((vid, t, spans))
+    return videos
+
+
+def synthetic_test_set(seed: int = 0) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """THUMOS14 test videos (real T) → (cas (T, 21) float32 logits, attention (T,) float32)."""
+    classlist = list(load_shipped_annotations("thumos14").classlist)
+    class_of = {c: i for i, c in enumerate(classlist)}
+    rng = np.random.default_rng(seed)
+    outputs = {}
+    for vid, t, spans in thumos_test_videos():
+        logit = 1.0 * _smooth(rng.standard_normal(t), 2) - 1.0
+        cas = rng.normal(0.0, 0.5, size=(t, len(classlist) + 1))
+        cas[:, -1] += 1.0
+        for s, e, label in spans:
+            logit[s:e] += 2.5 + rng.normal(0, 0.3)
+            cas[s:e, class_of[label]] += 4.0
         attention = 1.0 / (1.0 + np.exp(-logit))
         outputs[vid] = (cas.astype(np.float32), attention.astype(np.float32))
     return outputs, classlist
