@@ -51,7 +51,15 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_mem_mb": r["peak_gpu_mb"] if r["device"] != "cpu" else r["peak_rss_mb"],
             }
         )
-    for r in eval_loop_speed.run(repeats=args.repeats, baseline=not args.no_baseline):
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    test_set_rows = [
+        r
+        for device in devices
+        for r in eval_loop_speed.run(args.repeats, not args.no_baseline, device=device)
+    ]
+    for r in test_set_rows:
         rows.append(
             {
                 "stage": "test set: inference+proposals+mAP (212 videos)",
