@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     test_set_rows = [
         r
         for device in devices
-        for r in eval_loop_speed.run(args.repeats, not args.no_baseline, device=device)
+        for r in eval_loop_speed.run(args.repeats, not args.no_baseline, device=device, output=None)
     ]
     for r in test_set_rows:
         rows.append(

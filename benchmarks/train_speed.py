@@ -14,7 +14,8 @@ timed side by side, each in its own subprocess (so peak memory is per implementa
   device, the reference model layout (with its unused `feat_encoder`), the reference loss
   code structure (a Python loop over the three pairs, softmax recomputed per term), Adam.
 
-Each run does `warmup` + `iterations` steps; `rounds` runs of each implementation alternate;
+Each run does `warmup` + `iterations` steps (ours on CUDA: 25-step windows, timed by the loss
+fetch that ends each window); `rounds` runs of each implementation alternate;
 the median of all timed steps is reported, and ratio = reference-style / this row (> 1: faster). Peak
 memory: CPU = the process's peak resident set (VmHWM, includes the synthetic features), with
 "step" = peak minus the resident set once the features exist (model, Adam state,
@@ -287,10 +288,10 @@ def _ours_worker(device_name: str, warmup: int, iterations: int, seed: int, bf16
 
     device = torch.device(device_name)
     ids, labels, features = synthetic_train_set(seed=seed)
-    # CUDA: loss values come back every `warmup` steps (the host queues steps ahead); the
-    # per-step time is then each fetch's interval divided by the steps it covers.
-    chunk = 1 if device.type == "cpu" else warmup
-    n_iter = warmup + chunk * -(-iterations // chunk)
+    # CUDA: loss values come back every 25 steps, as in training (the host queues steps
+    # ahead), so `warmup` and `iterations` count 25-step windows, each timed as one mean step.
+    chunk = 1 if device.type == "cpu" else 25
+    n_iter = (warmup + iterations) * chunk
     plan = make_sampling_plan(ids, labels, n_iter, batch_size=BATCH, n_similar=3, seed=3552)
     stamps: dict[int, float] = {}
     rss_setup = _memory_kb("VmRSS")
@@ -298,7 +299,7 @@ def _ours_worker(device_name: str, warmup: int, iterations: int, seed: int, bf16
     def on_metrics(itr: int, metrics: dict) -> None:
         if (itr + 1) % chunk:
             return
-        if itr == warmup - 1 and device.type == "cuda":
+        if itr == warmup * chunk - 1 and device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         stamps[itr] = time.perf_counter()  # values are on the host: the steps are complete
 
@@ -323,8 +324,8 @@ def _ours_worker(device_name: str, warmup: int, iterations: int, seed: int, bf16
         on_metrics=on_metrics,
         progress=False,
     )
-    ends = [stamps[i] for i in sorted(stamps) if i >= warmup - 1]
-    times = [float(d) / chunk for d in np.diff(ends) for _ in range(chunk)]
+    ends = [stamps[i] for i in sorted(stamps) if i >= warmup * chunk - 1]
+    times = [float(d) / chunk for d in np.diff(ends)]
     return _result(torch, device, times, rss_setup)
 
 

@@ -412,6 +412,10 @@ def test_padded_batches_respect_the_limits():
     assert (["e", "d", "c"], 32) in batches
     with pytest.raises(ValueError, match="batching"):
         run_inference(tiny(), _videos([3]), "cpu", batching="by_length")
+    x = torch.zeros(2, 6, 2 * D)
+    for bad in (torch.tensor([6, 0]), torch.tensor([7, 3]), torch.tensor([6])):
+        with pytest.raises(ValueError, match="lengths"):
+            tiny()(x, bad)
 
 
 def test_inference_rejects_wrong_width():

@@ -180,6 +180,7 @@ def test_airflow_runs_each_seed_as_an_independent_kedro_run(tmp_path_factory, ai
     for run in runs:
         seed = run.data.params["training.seed"]
         assert run.data.params["snippet_sampling.seed"] == seed
+        assert run.data.params["snippet_sampling.split_seed"] == "3552"  # one held-out split
         assert run.data.params["model.feature_dim"] == "8"  # the runtime params reached the run
         assert run.data.tags["study"] == "seeds"
         assert run.data.tags["seed"] == seed

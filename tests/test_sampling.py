@@ -268,3 +268,25 @@ def test_assemble_batch_width_mismatch():
     rows = pd.DataFrame({"slot": [0, 1], "video_id": ["a", "b"], "snippet_seed": [1, 2]})
     with pytest.raises(ValueError, match="b: features have shape"):
         assemble_batch(feats, rows, 4)
+
+
+def test_held_out_split_follows_split_seed_not_the_plan_seed():
+    from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos
+
+    classes = ["a", "b", "c"]
+    videos = pd.DataFrame(
+        {
+            "video_id": [f"v{i:02d}" for i in range(30)] + ["t0"],
+            "subset": ["validation"] * 30 + ["test"],
+            "labels": [[classes[i % 3]] for i in range(30)] + [["a"]],
+        }
+    )
+    base = {"train_subset": "validation", "test_subset": "test", "heldout_fraction": 0.3}
+    fixed = [
+        split_videos(videos, classes, {**base, "seed": s, "split_seed": 3552})["heldout"]
+        for s in (1, 2)
+    ]
+    assert fixed[0] == fixed[1] and len(fixed[0]) > 0
+    assert fixed[0] == split_videos(videos, classes, {**base, "seed": 3552})["heldout"]
+    moved = [split_videos(videos, classes, {**base, "seed": s})["heldout"] for s in (1, 2)]
+    assert moved[0] != moved[1]  # without split_seed the plan seed also draws the split

@@ -24,11 +24,12 @@ BATCHING = ("padded", "equal_length", "none")
 
 
 def _to_numpy(out: ModelOutputs, row: int, length: int) -> VideoOutputs:
+    """One video's rows of host-side outputs."""
     return {
-        "cas": out.cas[row, :length].float().cpu().numpy(),
-        "attention": out.attn[row, :length, 0].float().cpu().numpy(),
-        "v_atn": out.v_atn[row, :length, 0].float().cpu().numpy(),
-        "f_atn": out.f_atn[row, :length, 0].float().cpu().numpy(),
+        "cas": out.cas[row, :length].numpy(),
+        "attention": out.attn[row, :length, 0].numpy(),
+        "v_atn": out.v_atn[row, :length, 0].numpy(),
+        "f_atn": out.f_atn[row, :length, 0].numpy(),
     }
 
 
@@ -117,6 +118,7 @@ def run_inference(
                 x[row, : lengths[v]] = features[v]
             n = torch.tensor([lengths[v] for v in chunk])
             out = model(torch.from_numpy(x).to(device), n.to(device))
+        out = ModelOutputs(*(t.float().cpu() for t in out))  # one transfer per pass
         return {v: _to_numpy(out, row, lengths[v]) for row, v in enumerate(chunk)}
 
     results: dict[str, VideoOutputs] = {}

@@ -178,9 +178,15 @@ def run_configuration(
     project = project_dir(project_path)
     conf = project / (conf_source or "conf")
     loader = _config_loader(conf, kedro_env, runtime_params)
+    base = loader["parameters"]
     name, overrides, config_tags = configuration_overrides(
-        loader["parameters"].get("studies") or {}, study, configuration
+        base.get("studies") or {}, study, configuration
     )
+    if study == "seeds":
+        from co2net_pipeline.pipelines.snippet_sampling.nodes import split_seed
+
+        # The held-out split stays the base configuration's, as in train_eval_seeds.
+        overrides["snippet_sampling"]["split_seed"] = split_seed(base["snippet_sampling"])
     uri, experiment = _mlflow_settings(loader, project, tracking_uri)
 
     run_dir = _study_dir(project, run_root, study) / name

@@ -52,6 +52,7 @@ _RESUME_KEYS = (
     "sampling",
     "closed_upper",
     "truncate_to_valid_length",
+    "bf16",
 )
 
 
@@ -190,12 +191,11 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
-    """bf16 autocast pays off on CUDA and on CPUs with AMX / AVX512-BF16 (oneDNN kernels)."""
+    """bf16 autocast pays off on CUDA and on CPUs with AMX / AVX512-BF16 (other AVX-512 CPUs
+    only emulate bf16 in oneDNN)."""
     if torch.device(device).type == "cuda":
         return True
-    return bool(
-        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
 def seed_everything(seed: int) -> None:
@@ -315,10 +315,10 @@ class _FeatureBank:
                 self.bank[off : off + len(arr)] = torch.from_numpy(
                     np.ascontiguousarray(arr, dtype=np.float32)
                 )
-        # Host batches for CUDA go through one reused pinned buffer (asynchronous copy). Reuse
-        # is safe: every iteration ends with a device->host transfer of the loss values,
-        # which waits for the previous copy.
-        self.pinned: torch.Tensor | None = None
+        # Host batches for CUDA are assembled in pinned memory and copied without waiting. Each
+        # batch gets its own buffer: the step does not wait for the GPU, so a reused buffer
+        # could be overwritten before its copy ran; the caching host allocator hands a block
+        # out again only after its copy has completed.
         self.pin = device.type == "cuda" and not on_device
 
     def valid_length(self, videos: np.ndarray, idx: np.ndarray) -> int:
@@ -332,17 +332,11 @@ class _FeatureBank:
             flat = _to_device((self.offsets[videos][:, None] + idx).ravel(), self.device)
             return self.bank.index_select(0, flat).view(len(videos), idx.shape[1], self.width)
         shape = (len(videos), idx.shape[1], self.width)
-        if self.pin:
-            if self.pinned is None or tuple(self.pinned.shape) != shape:
-                self.pinned = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-            out = self.pinned.numpy()
-        else:
-            out = np.empty(shape, dtype=np.float32)
+        host = torch.empty(shape, dtype=torch.float32, pin_memory=self.pin)
+        out = host.numpy()
         for slot, (v, i) in enumerate(zip(videos, idx, strict=True)):  # loop over videos
             out[slot] = self.arrays[v][i]
-        if self.pin:
-            return self.pinned.to(self.device, non_blocking=True)
-        return torch.from_numpy(out).to(self.device)
+        return host.to(self.device, non_blocking=self.pin)
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -405,8 +399,9 @@ def train_model(
     features: video_id -> (T, 2D) snippet features of the train videos; labels:
     video_id -> (C,) multi-hot; plan: `sampling.make_sampling_plan` output covering
     iterations 0..max_iter-1. Per iteration: forward in train mode (dropout on), the §3.7 loss,
-    one Adam step. `on_metrics(iteration, {term: value, "total": value})` is called every
-    iteration (plus "selection_score" at scoring points). At every scoring point
+    one Adam step. `on_metrics(iteration, {term: value, "total": value})` is called once per
+    iteration, in order (plus "selection_score" at scoring points); on GPUs in bursts, every
+    `metrics_every` iterations. At every scoring point
     (itr % interval == 0, itr > 0) `last.pt` is written atomically to `checkpoint_dir` (also
     after the final iteration) and, for selection "heldout"/"oracle_test",
     `selection_score(model_in_eval_mode, itr)` is called (higher is better; the first best is

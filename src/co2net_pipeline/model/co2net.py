@@ -302,6 +302,13 @@ class CO2Net(nn.Module):
             )
         valid = None
         if lengths is not None:
+            if lengths.shape != (x.shape[0],) or not bool(
+                ((lengths >= 1) & (lengths <= x.shape[1])).all()
+            ):
+                raise ValueError(
+                    f"lengths must be ({x.shape[0]},) snippet counts in 1..{x.shape[1]}, "
+                    f"got {lengths.tolist()}"
+                )
             steps = torch.arange(x.shape[1], device=x.device)
             valid = (steps < lengths.to(x.device).view(-1, 1)).unsqueeze(1)  # (B, 1, T)
         feat = _zero_padding(x.transpose(1, 2), valid)

@@ -18,6 +18,12 @@ def multi_hot(labels, classlist: list[str]) -> np.ndarray:
     return out
 
 
+def split_seed(params: dict) -> int:
+    """Seed of the held-out split: `split_seed`, else `seed` (the sampling plan's)."""
+    value = params.get("split_seed")
+    return int(params["seed"] if value is None else value)
+
+
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
     """Train / held-out / test video ids.
 
@@ -34,7 +40,7 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
             train_ids,
             multi_hot(train["labels"], classlist),
             params["heldout_fraction"],
-            params["seed"],
+            split_seed(params),
         )
     return {"train": list(train_ids), "heldout": list(heldout), "test": test["video_id"].tolist()}
 
