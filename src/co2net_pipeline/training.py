@@ -80,8 +80,10 @@ class TrainConfig:
         resume: continue from `checkpoint_dir/last.pt` when it exists.
         deterministic: deterministic torch algorithms and cuDNN (reference sets
             cudnn.deterministic); restored to the previous settings afterwards.
-        features_on_device: keep all train features on the device as one tensor and gather
-            batches there (saves the host->device copy per iteration; needs the memory).
+        features_on_device: keep all train features on the device as one float32 tensor and
+            gather batches there (no host->device copy of batches). None (default): on GPUs
+            when the features take under half of the free device memory (THUMOS14's train
+            set: 0.54 GB), never on CPU.
         sampling: "random" (stratified random, reference) or "uniform".
         closed_upper: reference sampler quirk (closed bin range), see
             `sampling.stratified_snippet_indices`.
@@ -114,7 +116,7 @@ class TrainConfig:
     selection: str = "last"
     resume: bool = False
     deterministic: bool = True
-    features_on_device: bool = False
+    features_on_device: bool | None = None
     sampling: str = "random"
     closed_upper: bool = True
     truncate_to_valid_length: bool = True
@@ -287,7 +289,7 @@ class _FeatureBank:
         features: Mapping[str, np.ndarray],
         video_ids: np.ndarray,
         device: torch.device,
-        on_device: bool,
+        on_device: bool | None,
         need_valid_rows: bool,
     ) -> None:
         self.device = device
@@ -306,6 +308,9 @@ class _FeatureBank:
         self.lengths = np.array([len(a) for a in self.arrays])
         self.valid_rows = [np.any(a != 0, axis=1) for a in self.arrays] if need_valid_rows else None
         self.bank: torch.Tensor | None = None
+        if on_device is None:
+            size = int(self.lengths.sum()) * self.width * 4
+            on_device = device.type == "cuda" and size < torch.cuda.mem_get_info(device)[0] / 2
         if on_device:
             self.offsets = np.concatenate(([0], np.cumsum(self.lengths)[:-1]))
             self.bank = torch.empty(
