@@ -24,10 +24,8 @@ the mAP says nothing about CO2-Net). Writes benchmarks/results/eval_loop_speed.c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +42,14 @@ from co2net_pipeline.training import bf16_is_fast
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from localize_speed import thumos_test_videos  # noqa: E402
+from localize_speed import (  # noqa: E402
+    DETECTION_COLUMNS,
+    ambiguous_by_video,
+    load_reference_loops,
+    reference_video_rows,
+    thumos_test_videos,
+    timed,
+)
 
 RESULTS_CSV = HERE / "results" / "eval_loop_speed.csv"
 FEATURE_WIDTH = 2048
@@ -108,13 +113,6 @@ def probed_model(features: dict[str, np.ndarray], classlist: list[str], seed: in
     return model
 
 
-def _load_reference_loops():
-    spec = importlib.util.spec_from_file_location("reference_loops", HERE / "reference_loops.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def ours(model, features, classlist, ambiguous, ground_truth, bf16: bool, device: str):
     outputs = run_inference(model, features, device, batching="padded", autocast_bf16=bf16)
     cas_attention = {vid: (o["cas"], o["attention"]) for vid, o in outputs.items()}
@@ -125,10 +123,7 @@ def ours(model, features, classlist, ambiguous, ground_truth, bf16: bool, device
 
 
 def reference_loop(ref, model, features, classlist, ambiguous, ground_truth, device: str):
-    by_video = {
-        v: list(zip(g["t_start_s"], g["t_end_s"], strict=True))
-        for v, g in ambiguous.groupby("video_id")
-    }
+    by_video = ambiguous_by_video(ambiguous)
     model.eval().to(device)
     rows = []
     for vid, feat in features.items():  # one video at a time, as the reference's test()
@@ -137,21 +132,10 @@ def reference_loop(ref, model, features, classlist, ambiguous, ground_truth, dev
             out = model(x)
         cas = out.cas[0].cpu().numpy()
         attention = out.attn[0, :, 0].cpu().numpy()
-        dets = ref.reference_video_proposals(cas, attention)
-        dets = ref.reference_filter_ambiguous(dets, by_video.get(vid, []))
-        rows += [(vid, classlist[int(c)], score, s, e) for c, score, s, e in dets]
-    predictions = pd.DataFrame(rows, columns=["video_id", "label", "score", "t_start", "t_end"])
+        rows += reference_video_rows(ref, vid, cas, attention, by_video.get(vid, []), classlist)
+    predictions = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
     ap = ref.reference_evaluate(predictions, ground_truth, THUMOS14_TIOU)
     return len(predictions), float(ap.mean(axis=0).mean())
-
-
-def _timed(fn, repeats: int) -> tuple[list[float], object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return times, result
 
 
 def run(
@@ -183,14 +167,14 @@ def run(
             use_bf16,
             device,
         )  # warm-up: oneDNN primitive creation
-        times, (n_det, avg) = _timed(
+        times, (n_det, avg) = timed(
             lambda b=use_bf16: ours(model, features, classlist, ambiguous, ground_truth, b, device),
             repeats,
         )
         rows.append({"impl": name, "times": times, "detections": n_det, "avg_map": avg})
     if baseline:
-        ref = _load_reference_loops()
-        times, (n_det, avg) = _timed(
+        ref = load_reference_loops()
+        times, (n_det, avg) = timed(
             lambda: reference_loop(
                 ref, model, features, classlist, ambiguous, ground_truth, device
             ),

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS_CSV = HERE / "results" / "localize_speed.csv"
 
 
-def _load_reference_loops():
+def load_reference_loops():
     spec = importlib.util.spec_from_file_location("reference_loops", HERE / "reference_loops.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -85,26 +85,44 @@ def synthetic_test_set(seed: int = 0) -> tuple[dict[str, tuple[np.ndarray, np.nd
     return outputs, classlist
 
 
-def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+def timed(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
+    """Wall times of `repeats` calls of fn, and its last result."""
     times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
+    return times, result
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    times, result = timed(fn, repeats)
     return statistics.median(times), result
 
 
-def _reference_proposals(ref, outputs, classlist, ambiguous) -> pd.DataFrame:
-    rows = []
-    by_video = {
+DETECTION_COLUMNS = ["video_id", "label", "score", "t_start", "t_end"]
+
+
+def ambiguous_by_video(ambiguous: pd.DataFrame) -> dict[str, list[tuple[float, float]]]:
+    return {
         v: list(zip(g["t_start_s"], g["t_end_s"], strict=True))
         for v, g in ambiguous.groupby("video_id")
     }
+
+
+def reference_video_rows(ref, vid, cas, attention, intervals, classlist) -> list[tuple]:
+    """One video's detections by the reference loops, ambiguous intervals filtered out."""
+    dets = ref.reference_video_proposals(cas, attention)
+    dets = ref.reference_filter_ambiguous(dets, intervals)
+    return [(vid, classlist[int(c)], score, s, e) for c, score, s, e in dets]
+
+
+def _reference_proposals(ref, outputs, classlist, ambiguous) -> pd.DataFrame:
+    by_video = ambiguous_by_video(ambiguous)
+    rows = []
     for vid, (cas, attention) in outputs.items():
-        dets = ref.reference_video_proposals(cas, attention)
-        dets = ref.reference_filter_ambiguous(dets, by_video.get(vid, []))
-        rows += [(vid, classlist[int(c)], score, s, e) for c, score, s, e in dets]
-    return pd.DataFrame(rows, columns=["video_id", "label", "score", "t_start", "t_end"])
+        rows += reference_video_rows(ref, vid, cas, attention, by_video.get(vid, []), classlist)
+    return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
 
 
 def _report_agreement(detections, ref_dets, result, ref_ap) -> None:
@@ -167,7 +185,7 @@ def run(
         }
     )
     if baseline:
-        ref = _load_reference_loops()
+        ref = load_reference_loops()
         ref_s, ref_dets = _median_time(
             lambda: _reference_proposals(ref, outputs, classlist, ambiguous), 1
         )

@@ -35,7 +35,7 @@ def test_eval_loop_ours_and_reference_loop_agree(one_torch_thread) -> None:
     ambiguous = annotations.ambiguous
     n_ours, map_ours = bench.ours(model, features, classlist, ambiguous, ground_truth, False, "cpu")
     n_ref, map_ref = bench.reference_loop(
-        bench._load_reference_loops(), model, features, classlist, ambiguous, ground_truth, "cpu"
+        bench.load_reference_loops(), model, features, classlist, ambiguous, ground_truth, "cpu"
     )
     assert n_ours == n_ref > 0
     assert abs(map_ours - map_ref) < 1e-3  # equal-tIoU ties may be ordered differently
