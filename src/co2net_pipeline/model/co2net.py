@@ -215,7 +215,10 @@ class ConsensusUnit(nn.Module):
             main_in = _temporal_mean(main, valid) if self.main_global else main
             aux_in = _temporal_mean(aux, valid) if self.aux_global else aux
             # The k=3 conv on a length-1 pooled vector only uses its centre tap (spec §2.1).
-            gate = torch.sigmoid(self.bit_wise_attn(aux_in) * self.channel_conv(main_in))
+            # channel_conv runs before bit_wise_attn, as in the reference forward: in training
+            # mode their dropout masks are drawn in this order from the torch stream.
+            channel = self.channel_conv(main_in)
+            gate = torch.sigmoid(self.bit_wise_attn(aux_in) * channel)
             recalibrated = _zero_padding(gate * main, valid)
             return self._attend(recalibrated, valid), recalibrated
         if self.fusion_kind == "se":
