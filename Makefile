@@ -37,10 +37,10 @@ setup: $(VENV)/.installed
 
 # The embedded SYNTHETIC feature set (parameters: conf/base/parameters_synthetic_data.yml).
 data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy: | setup
-	$(BIN)/kedro run --pipeline=synthetic_data
+	$(BIN)/kedro run --pipelines=synthetic_data
 
 run: setup data/01_raw/synthetic/Thumos14reduced-I3D-JOINTFeatures.npy
-	$(BIN)/kedro run --pipeline=train_eval
+	$(BIN)/kedro run --pipelines=train_eval
 	@$(BIN)/co2net summary
 
 test: setup

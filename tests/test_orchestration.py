@@ -205,3 +205,16 @@ def test_airflow_runs_each_seed_as_an_independent_kedro_run(tmp_path_factory, ai
     assert list(table.columns) == [*(f"seed_{s}" for s in SEEDS), "mean", "std"]
     values = [r.data.metrics["detection_metrics.map_0.5"] for r in runs]
     assert table.loc[("metric", "map_0.5"), "mean"] == pytest.approx(sum(values) / len(values))
+
+
+def test_orchestration_imports_no_heavy_package():
+    """Airflow imports the module on every parse of a DAG file: only the standard library then."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, co2net_pipeline.orchestration; "
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'kedro', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -27,6 +27,7 @@ TINY = {
         "progress": False,
         "log_every": 1,
     },
+    "evaluation": {"test_curve_every": 6},
 }
 
 
@@ -100,6 +101,14 @@ def test_train_eval_runs_end_to_end_and_is_tracked(project, monkeypatch):
         value = run.data.metrics[f"detection_metrics.map_{tiou}"]
         assert 0.0 <= value <= 1.0
     assert "detection_metrics.avg_0.1-0.7" in run.data.metrics
+    # the test curve at iterations 6 and 11 (the last), and its best point beside the selected model
+    curve = mlflow.MlflowClient().get_metric_history(run.info.run_id, "test_curve.avg_0.1-0.7")
+    assert [m.step for m in curve] == [6, 11]
+    best = run.data.metrics["best_on_test.avg_0.1-0.7"]
+    assert best == max(m.value for m in curve)
+    assert run.data.metrics["best_on_test.iteration"] in (6, 11)
+    # the last curve point is the selected (last-iteration) model's own score
+    assert curve[-1].value == pytest.approx(run.data.metrics["detection_metrics.avg_0.1-0.7"])
     history = mlflow.MlflowClient().get_metric_history(
         run.info.run_id, "training_metrics.loss_total"
     )
@@ -108,11 +117,11 @@ def test_train_eval_runs_end_to_end_and_is_tracked(project, monkeypatch):
     for expected in (
         "model/co2net.pt",
         "detections/proposals.parquet",
-        "evaluation/evaluation.json",
-        "evaluation/per_class_ap.csv",
-        "plots/map_vs_tiou.png",
-        "plots/loss_curves.png",
-        "plots/video_examples.png",
+        "evaluation.json",
+        "per_class_ap.csv",
+        "map_vs_tiou.png",
+        "loss_curves.png",
+        "video_examples.png",
         "validation/validation_report.json",
         "config/resolved_parameters.yml",
     ):

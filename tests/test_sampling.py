@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from co2net_pipeline.sampling import (
-    assemble_batch,
+    batch_snippet_indices,
     class_video_index,
     make_sampling_plan,
+    multi_hot,
     snippet_indices,
     split_heldout,
     stratified_snippet_indices,
@@ -239,35 +240,37 @@ def test_split_heldout_keeps_two_train_videos_per_class():
 # --- batch assembly ------------------------------------------------------------------------------
 
 
-def test_assemble_batch_replays_exactly():
-    rng = np.random.default_rng(10)
+def test_batch_snippet_indices_replay_the_plan_exactly():
+    """A batch is a pure function of its plan rows: each row's indices come from its own seed."""
     ids, labels = _dataset(n=12, c=3, seed=10)
     labels[:, :2] = 1
-    feats = {v: rng.standard_normal((int(rng.integers(3, 80)), 6)).astype(np.float32) for v in ids}
+    rng = np.random.default_rng(10)
+    lengths = {v: int(rng.integers(3, 80)) for v in ids}
     plan = make_sampling_plan(ids, labels, 3, seed=11)
     rows = plan[plan["iteration"] == 1]
-    batch = assemble_batch(feats, rows, 16)
-    assert batch.shape == (10, 16, 6) and batch.dtype == np.float32
-    np.testing.assert_array_equal(
-        batch, assemble_batch(feats, rows.sample(frac=1, random_state=0), 16)
-    )
+    idx = batch_snippet_indices([lengths[v] for v in rows["video_id"]], rows["snippet_seed"], 16)
+    assert idx.shape == (10, 16) and idx.dtype == np.int64
     for slot, (vid, seed) in enumerate(zip(rows["video_id"], rows["snippet_seed"], strict=True)):
-        idx = stratified_snippet_indices(len(feats[vid]), 16, np.random.default_rng(seed))
-        np.testing.assert_array_equal(batch[slot], feats[vid][idx])
-    other = assemble_batch(feats, plan[plan["iteration"] == 2], 16)
-    assert not np.array_equal(batch, other)
-    uniform = assemble_batch(feats, rows, 16, sampling="uniform")
-    vid0 = rows["video_id"].iloc[0]
-    np.testing.assert_array_equal(
-        uniform[0], feats[vid0][uniform_snippet_indices(len(feats[vid0]), 16)]
+        expected = stratified_snippet_indices(lengths[vid], 16, np.random.default_rng(seed))
+        np.testing.assert_array_equal(idx[slot], expected)
+    other = plan[plan["iteration"] == 2]
+    assert not np.array_equal(
+        idx,
+        batch_snippet_indices([lengths[v] for v in other["video_id"]], other["snippet_seed"], 16),
     )
+    vid0 = rows["video_id"].iloc[0]
+    uniform = batch_snippet_indices([lengths[vid0]], [0], 16, "uniform")
+    np.testing.assert_array_equal(uniform[0], uniform_snippet_indices(lengths[vid0], 16))
+    with pytest.raises(ValueError, match="'all'"):
+        batch_snippet_indices([5], [0], 4, "all")  # no longer a sampling option
 
 
-def test_assemble_batch_width_mismatch():
-    feats = {"a": np.zeros((5, 4), np.float32), "b": np.zeros((5, 3), np.float32)}
-    rows = pd.DataFrame({"slot": [0, 1], "video_id": ["a", "b"], "snippet_seed": [1, 2]})
-    with pytest.raises(ValueError, match="b: features have shape"):
-        assemble_batch(feats, rows, 4)
+def test_multi_hot_weak_labels():
+    labels = multi_hot([["b"], ["a", "c"], []], ["a", "b", "c"])
+    assert labels.dtype == np.float32
+    np.testing.assert_array_equal(labels, [[0, 1, 0], [1, 0, 1], [0, 0, 0]])
+    with pytest.raises(KeyError, match="d"):
+        multi_hot([["d"]], ["a", "b", "c"])
 
 
 def test_held_out_split_follows_split_seed_not_the_plan_seed():

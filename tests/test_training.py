@@ -404,3 +404,66 @@ def test_finished_run_can_be_extended(data, tmp_path):
     longer = _train(data, max_iter=6, checkpoint_dir=tmp_path, resume=True)
     _assert_same_weights(full.state_dict, longer.state_dict)
     pd.testing.assert_frame_equal(full.history, longer.history)
+
+
+def test_test_curve_is_recorded_and_does_not_change_training(data):
+    calls = []
+
+    def curve(model, itr):
+        assert not model.training  # scored in eval mode
+        calls.append(itr)
+        # a draw from the torch stream: must not leak into the training's dropout stream
+        return {"avg_0.1-0.7": float(torch.rand(())), "map_0.5": itr / 10}
+
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, 7, seed=1)
+    cfg = TrainConfig(max_iter=7, interval=3, max_seqlen=24, lr=1e-3)
+    args = (feats, label_map, plan, MODEL, LossConfig(), cfg)
+    plain = train_model(*args, progress=False)
+    with_curve = train_model(*args, progress=False, test_curve=curve, test_curve_every=2)
+    _assert_same_weights(plain.state_dict, with_curve.state_dict)
+    assert calls == [2, 4, 6]
+    assert list(with_curve.test_curve["iteration"]) == [2, 4, 6]
+    assert list(with_curve.test_curve.columns) == ["iteration", "avg_0.1-0.7", "map_0.5"]
+    assert plain.test_curve.empty
+
+
+def test_test_curve_survives_resume(data, tmp_path):
+    def curve(model, itr):
+        return {"avg_0.1-0.7": itr / 100}
+
+    ids, labels, feats, label_map = data
+    plan = make_sampling_plan(ids, labels, 8, seed=1)
+    first = TrainConfig(max_iter=4, interval=3, max_seqlen=24)
+    args = (feats, label_map, plan, MODEL, LossConfig())
+    train_model(*args, first, tmp_path, progress=False, test_curve=curve, test_curve_every=2)
+    resumed = train_model(
+        *args,
+        TrainConfig(max_iter=8, interval=3, max_seqlen=24, resume=True),
+        tmp_path,
+        progress=False,
+        test_curve=curve,
+        test_curve_every=2,
+    )
+    assert list(resumed.test_curve["iteration"]) == [2, 3, 4, 6, 7]
+
+
+def test_reference_stream_drives_the_snippets_and_must_match_the_plan(data):
+    from co2net_pipeline.sampling import ReferenceBatchStream, reference_sampling_plan
+
+    ids, labels, feats, label_map = data
+    lengths = [len(feats[v]) for v in ids]
+    kwargs = {"batch_size": 10, "n_similar": 3, "max_seqlen": 24}
+    plan = reference_sampling_plan(ids, labels, lengths, 4, seed=5, **kwargs)
+    assert (plan["snippet_seed"] == -1).all()
+    cfg = TrainConfig(max_iter=4, interval=3, max_seqlen=24, seed=5)
+    args = (feats, label_map, plan, MODEL, LossConfig(), cfg)
+
+    def stream(seed):
+        return ReferenceBatchStream(labels, lengths, seed, video_ids=ids, **kwargs)
+
+    a = train_model(*args, progress=False, reference_stream=stream(5))
+    b = train_model(*args, progress=False, reference_stream=stream(5))
+    _assert_same_weights(a.state_dict, b.state_dict)
+    with pytest.raises(ValueError, match="iteration 0: the reference stream drew"):
+        train_model(*args, progress=False, reference_stream=stream(6))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
+
+from co2net_pipeline.atomic import atomic_path
 
 
 class FeatureStoreDataset(AbstractDataset):
@@ -85,14 +86,8 @@ class TorchModelDataset(AbstractDataset):
     def save(self, data: dict) -> None:
         import torch
 
-        path = Path(self._filepath)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(Path(self._filepath)) as tmp:
             torch.save(data, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _exists(self) -> bool:
         return Path(self._filepath).is_file()

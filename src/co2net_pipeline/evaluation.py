@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ import pandas as pd
 from co2net_pipeline.data.annotations import (
     DEFAULT_TEST_SUBSET,
     SHIPPED_DATASETS,
+    SNIPPETS_PER_SECOND,
     Annotations,
     load_activitynet_json,
     load_ground_truth_csv,
@@ -247,66 +247,10 @@ def evaluate_detections(
     _require_columns(predictions, PREDICTION_COLUMNS, "predictions")
     _require_columns(ground_truth, GROUND_TRUTH_COLUMNS, "ground truth")
     thr = _check_tiou(tiou_thresholds)
-    gt_label = ground_truth["label"].astype(str).to_numpy()
-    present = sorted(set(gt_label.tolist()))
-    if classes is None:
-        class_names = present
-    else:
-        class_names = [str(c) for c in classes]
-        missing = [c for c in class_names if c not in set(present)]
-        if missing:
-            raise ValueError(
-                f"classes without any ground-truth instance cannot be scored: {missing}"
-            )
-    class_index = pd.Index(class_names)
+    class_names = _scored_classes(ground_truth, classes)
     n_classes = len(class_names)
-
-    gt_cls = class_index.get_indexer(gt_label).astype(np.int64)
-    gt_keep = gt_cls >= 0
-    pred_cls_all = class_index.get_indexer(predictions["label"].astype(str).to_numpy()).astype(
-        np.int64
-    )
-    p_rows = np.flatnonzero(pred_cls_all >= 0)
-    pred_cls = pred_cls_all[p_rows]
-
-    # Video codes shared by GT and predictions; prediction videos without GT get their own
-    # codes, which match no GT group.
-    gt_vid_names = ground_truth["video_id"].astype(str).to_numpy()[gt_keep]
-    pred_vid_names = predictions["video_id"].astype(str).to_numpy()[p_rows]
-    vid_codes, _ = pd.factorize(np.concatenate([gt_vid_names, pred_vid_names]))
-    gt_vid, pred_vid = vid_codes[: len(gt_vid_names)], vid_codes[len(gt_vid_names) :]
-    n_vid = int(vid_codes.max()) + 1 if vid_codes.size else 1
-
-    gt_cls = gt_cls[gt_keep]
-    gt_s = ground_truth["t_start"].to_numpy(dtype=np.float64)[gt_keep]
-    gt_e = ground_truth["t_end"].to_numpy(dtype=np.float64)[gt_keep]
-    gt_key = gt_cls * n_vid + gt_vid
-    g_order = np.argsort(gt_key, kind="stable")
-    gt_key, gt_s, gt_e = gt_key[g_order], gt_s[g_order], gt_e[g_order]
-    group_keys, group_first, group_size = np.unique(gt_key, return_index=True, return_counts=True)
-    n_positives = np.bincount(gt_cls, minlength=n_classes)
-
-    p_s = predictions["t_start"].to_numpy(dtype=np.float64)[p_rows]
-    p_e = predictions["t_end"].to_numpy(dtype=np.float64)[p_rows]
-    p_score = predictions["score"].to_numpy(dtype=np.float64)[p_rows]
-    # Rank inside each class: descending score, later row first on ties.
-    rank_order = np.lexsort((-np.arange(len(p_rows)), -p_score, pred_cls))
-    class_first = np.searchsorted(pred_cls[rank_order], np.arange(n_classes + 1))
-    pred_rank = np.empty(len(p_rows), dtype=np.int64)
-    pred_rank[rank_order] = np.arange(len(p_rows)) - class_first[pred_cls[rank_order]]
-
-    p_key = pred_cls * n_vid + pred_vid
-    gi = np.searchsorted(group_keys, p_key)
-    gi_clip = np.minimum(gi, max(len(group_keys) - 1, 0))
-    found = (
-        (gi < len(group_keys)) & (group_keys[gi_clip] == p_key)
-        if len(group_keys)
-        else np.zeros(len(p_key), bool)
-    )
-    pred_group = np.where(found, gi_clip, -1)
-
-    tp = _greedy_matches(pred_group, pred_rank, p_s, p_e, group_first, group_size, gt_s, gt_e, thr)
-    tp_ranked = tp[:, rank_order]
+    gt, pred, score = _encode(predictions, ground_truth, pd.Index(class_names))
+    tp_ranked, class_first, n_positives = _ranked_true_positives(gt, pred, score, n_classes, thr)
     ap = np.zeros((len(thr), n_classes))
     for c in range(n_classes):
         ap[:, c] = _interpolated_ap(
@@ -322,7 +266,110 @@ def evaluate_detections(
         per_class_ap=per_class,
         average=average_map(tiou, maps),
         n_predictions=len(predictions),
-        n_ground_truth=int(gt_keep.sum()),
+        n_ground_truth=len(gt.cls),
+    )
+
+
+def _scored_classes(ground_truth: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:
+    """`classes` (checked to have GT), else the classes present in the GT, sorted."""
+    present = sorted(set(ground_truth["label"].astype(str).tolist()))
+    if classes is None:
+        return present
+    class_names = [str(c) for c in classes]
+    missing = [c for c in class_names if c not in set(present)]
+    if missing:
+        raise ValueError(f"classes without any ground-truth instance cannot be scored: {missing}")
+    return class_names
+
+
+class _Rows(NamedTuple):
+    """The rows of one table whose class is scored: class index, (class, video) group key,
+    start and end (float64), in table order."""
+
+    cls: np.ndarray
+    key: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def _encode(
+    predictions: pd.DataFrame, ground_truth: pd.DataFrame, class_index: pd.Index
+) -> tuple[_Rows, _Rows, np.ndarray]:
+    """(GT rows, prediction rows, prediction scores) of the scored classes."""
+    gt_cls = class_index.get_indexer(ground_truth["label"].astype(str).to_numpy()).astype(np.int64)
+    gt_keep = gt_cls >= 0
+    pred_cls = class_index.get_indexer(predictions["label"].astype(str).to_numpy()).astype(np.int64)
+    p_rows = np.flatnonzero(pred_cls >= 0)
+    gt_cls, pred_cls = gt_cls[gt_keep], pred_cls[p_rows]
+
+    # Video codes shared by GT and predictions; prediction videos without GT get their own
+    # codes, which match no GT group.
+    gt_vid_names = ground_truth["video_id"].astype(str).to_numpy()[gt_keep]
+    pred_vid_names = predictions["video_id"].astype(str).to_numpy()[p_rows]
+    vid_codes, _ = pd.factorize(np.concatenate([gt_vid_names, pred_vid_names]))
+    gt_vid, pred_vid = vid_codes[: len(gt_vid_names)], vid_codes[len(gt_vid_names) :]
+    n_vid = int(vid_codes.max()) + 1 if vid_codes.size else 1
+
+    def column(table: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+        return table[name].to_numpy(dtype=np.float64)[rows]
+
+    gt = _Rows(
+        gt_cls,
+        gt_cls * n_vid + gt_vid,
+        column(ground_truth, "t_start", gt_keep),
+        column(ground_truth, "t_end", gt_keep),
+    )
+    pred = _Rows(
+        pred_cls,
+        pred_cls * n_vid + pred_vid,
+        column(predictions, "t_start", p_rows),
+        column(predictions, "t_end", p_rows),
+    )
+    return gt, pred, column(predictions, "score", p_rows)
+
+
+def _ranked_true_positives(
+    gt: _Rows, pred: _Rows, score: np.ndarray, n_classes: int, thr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true-positive flags (K, P) with predictions ranked within their class, the start of each
+    class in that ranking (C+1,), the GT count of each class (C,))."""
+    g_order = np.argsort(gt.key, kind="stable")
+    gt_key, gt_s, gt_e = gt.key[g_order], gt.start[g_order], gt.end[g_order]
+    group_keys, group_first, group_size = np.unique(gt_key, return_index=True, return_counts=True)
+    n_positives = np.bincount(gt.cls, minlength=n_classes)
+
+    # Rank inside each class: descending score, later row first on ties.
+    rank_order = np.lexsort((-np.arange(len(score)), -score, pred.cls))
+    class_first = np.searchsorted(pred.cls[rank_order], np.arange(n_classes + 1))
+    pred_rank = np.empty(len(score), dtype=np.int64)
+    pred_rank[rank_order] = np.arange(len(score)) - class_first[pred.cls[rank_order]]
+
+    gi = np.searchsorted(group_keys, pred.key)
+    gi_clip = np.minimum(gi, max(len(group_keys) - 1, 0))
+    found = (
+        (gi < len(group_keys)) & (group_keys[gi_clip] == pred.key)
+        if len(group_keys)
+        else np.zeros(len(pred.key), bool)
+    )
+    pred_group = np.where(found, gi_clip, -1)
+    tp = _greedy_matches(
+        pred_group, pred_rank, pred.start, pred.end, group_first, group_size, gt_s, gt_e, thr
+    )
+    return tp[:, rank_order], class_first, n_positives
+
+
+def subset_ground_truth(segments: pd.DataFrame, videos: pd.DataFrame, subset: str) -> pd.DataFrame:
+    """The ground truth of one subset in snippet units (GROUND_TRUTH_COLUMNS), from the
+    `segments` / `videos` tables of feature ingestion (reference: round(t·25/16), half to even)."""
+    keep = set(videos.loc[videos["subset"] == subset, "video_id"])
+    gt = segments[segments["video_id"].isin(keep)]
+    return pd.DataFrame(
+        {
+            "video_id": gt["video_id"].to_numpy(),
+            "t_start": gt["start_snippet"].to_numpy(dtype=float),
+            "t_end": gt["end_snippet"].to_numpy(dtype=float),
+            "label": gt["label"].to_numpy(),
+        }
     )
 
 
@@ -359,7 +406,8 @@ def _predictions_from_json(path: Path) -> pd.DataFrame:
                 start, end = (float(x) for x in entry["segment"])
                 score = float(entry["score"])
                 label = entry["label"]
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                # OverflowError: a JSON integer beyond float range (a score of 10**400)
                 raise ValueError(
                     f"{path}: video {vid}: detection {i} is malformed ({exc!r}); "
                     "expected {'label', 'score', 'segment': [start, end]}"
@@ -480,58 +528,127 @@ def prediction_warnings(
     }
 
 
-def _write_json_atomic(data: dict[str, Any], output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# Sanity warnings: inputs that give an answer, but probably not the one the user wanted.
+WARNING_MESSAGES = {
+    "unknown_videos": "prediction(s) for videos outside the ground truth (scored as false positives)",
+    "unknown_classes": "prediction(s) with a label outside the evaluated classes (ignored)",
+    "reversed_segments": "prediction(s) with t_end < t_start (kept, as the reference does)",
+    "negative_times": "prediction(s) with a negative start or end time",
+    "past_duration": "prediction(s) end past their video's duration",
+    "reversed_ground_truth": "ground-truth segment(s) with t_end < t_start",
+    "negative_ground_truth": "ground-truth segment(s) with a negative start or end time",
+}
+# A detection may end up to one unit (snippet or second) past the video: rounding.
+_DURATION_SLACK = 1.0
 
 
-def evaluate_command(
-    predictions: str,
+def check_tiou_thresholds(tiou: Sequence[float]) -> list[float]:
+    """A user's tIoU list, checked: non-empty, each strictly between 0 and 1, strictly
+    increasing (the averages are named "first:last" and the partial means need the order)."""
+    values = [float(t) for t in tiou]
+    if not values:
+        raise ValueError("tIoU thresholds: need at least one value, e.g. 0.1,0.3,0.5")
+    outside = [t for t in values if not (math.isfinite(t) and 0.0 < t < 1.0)]
+    if outside:
+        raise ValueError(
+            f"tIoU thresholds must lie strictly between 0 and 1, got {outside[0]:g} "
+            f"in {','.join(f'{t:g}' for t in values)}"
+        )
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        shown = ",".join(f"{t:g}" for t in values)
+        raise ValueError(f"tIoU thresholds must be strictly increasing, got {shown}")
+    return values
+
+
+def input_warnings(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    annotations: Annotations,
+    classes: Sequence[str],
+    units: str = "snippets",
+    durations_known: bool = True,
+) -> dict[str, int]:
+    """Counts of suspicious rows (keys of `WARNING_MESSAGES`): `prediction_warnings`, negative
+    times, reversed or negative ground truth and, when the annotations carry real durations
+    (`durations_known`), predictions ending past their video's duration in `units`, the tell of
+    snippet-unit predictions scored with `units="seconds"`.
+
+    predictions, ground_truth: the evaluator's tables, in `units`."""
+    counts = prediction_warnings(predictions, annotations.videos["video_id"], classes)
+    p_start, p_end = predictions["t_start"], predictions["t_end"]
+    g_start, g_end = ground_truth["t_start"], ground_truth["t_end"]
+    counts["negative_times"] = int(((p_start < 0) | (p_end < 0)).sum())
+    counts["reversed_ground_truth"] = int((g_end < g_start).sum())
+    counts["negative_ground_truth"] = int(((g_start < 0) | (g_end < 0)).sum())
+    if durations_known:
+        videos = annotations.videos
+        duration = videos["duration_s"].to_numpy(dtype=np.float64)
+        if units == "snippets":
+            duration = duration * SNIPPETS_PER_SECOND
+        limit = pd.Series(duration, index=videos["video_id"].astype(str).to_numpy())
+        limit = limit[limit > 0]
+        end_limit = predictions["video_id"].astype(str).map(limit)
+        counts["past_duration"] = int((p_end > end_limit + _DURATION_SLACK).sum())
+    return counts
+
+
+def warning_lines(counts: dict[str, int], units: str = "snippets") -> list[str]:
+    """One line per non-zero count of `input_warnings`, with a hint where the cause is likely."""
+    lines = []
+    for key, count in counts.items():
+        if not count:
+            continue
+        line = f"{count} {WARNING_MESSAGES.get(key, key)}"
+        if key == "past_duration" and units == "seconds":
+            line += "; are the predictions in snippets? (then leave out --units seconds)"
+        elif key == "past_duration":
+            line += f" ({units})"
+        lines.append(line)
+    return lines
+
+
+@dataclass
+class FileEvaluation:
+    """What `evaluate_files` found: the scores, one line per sanity warning, and the metrics
+    document (JSON-ready: ground_truth, subset, units, tiou, map, average, per_class_ap, counts,
+    warnings)."""
+
+    result: DetectionResult
+    warnings: list[str]
+    document: dict[str, Any]
+
+
+def evaluate_files(
+    predictions: str | os.PathLike,
     ground_truth: str = "thumos14",
     subset: str | None = None,
     units: str = "snippets",
-    tiou: list[float] | None = None,
-    output: str | None = None,
-) -> int:
-    """Body of `co2net evaluate`: score a detection file, print warnings and the mAP table,
-    optionally write the metrics JSON (atomically). Returns 0; bad input raises ValueError."""
+    tiou: Sequence[float] | None = None,
+) -> FileEvaluation:
+    """Score a detection file (`load_predictions`) against `load_ground_truth(ground_truth,
+    subset, units)`; tiou None: the dataset's default list, otherwise `check_tiou_thresholds`.
+    Bad input raises ValueError naming the file, row or parameter."""
+    thresholds = None if tiou is None else check_tiou_thresholds(tiou)
     table = load_predictions(predictions)
     gt, default_tiou, annotations = load_ground_truth(ground_truth, subset, units)
-    thresholds = list(tiou) if tiou else default_tiou
     present = set(gt["label"])
     classes = [c for c in annotations.classlist if c in present]
     classes += sorted(present - set(classes))
-    result = evaluate_detections(table, gt, thresholds, classes)
-    result.warnings = prediction_warnings(table, annotations.videos["video_id"], classes)
-    messages = {
-        "unknown_videos": "prediction(s) for videos outside the ground truth (scored as false positives)",
-        "unknown_classes": "prediction(s) with a label outside the evaluated classes (ignored)",
-        "reversed_segments": "prediction(s) with t_end < t_start (kept, as the reference does)",
+    result = evaluate_detections(table, gt, thresholds or default_tiou, classes)
+    # A user's ground-truth CSV has no durations (its "duration" is the last segment's end).
+    durations_known = ground_truth in SHIPPED_DATASETS or str(ground_truth).lower().endswith(
+        ".json"
+    )
+    result.warnings = input_warnings(table, gt, annotations, classes, units, durations_known)
+    document = {
+        "ground_truth": ground_truth,
+        "subset": _evaluated_subset(ground_truth, subset),
+        "units": units,
+        "tiou": result.tiou,
+        **result.to_dict(),
+        "warnings": result.warnings,
     }
-    for key, count in result.warnings.items():
-        if count:
-            print(f"warning: {count} {messages[key]}")
-    print(result.format_table())
-    if output:
-        data = {
-            "ground_truth": ground_truth,
-            "subset": _evaluated_subset(ground_truth, subset),
-            "units": units,
-            "tiou": result.tiou,
-            **result.to_dict(),
-            "warnings": result.warnings,
-        }
-        _write_json_atomic(data, Path(output))
-        print(f"metrics written to {output}")
-    return 0
+    return FileEvaluation(result, warning_lines(result.warnings, units), document)
 
 
 def _evaluated_subset(ground_truth: str, subset: str | None) -> str | None:

@@ -1,15 +1,33 @@
-"""Run provenance for MLflow: git commit, environment, resolved configuration."""
+"""What a tracked `kedro run` records in MLflow beyond the catalog: provenance, a readable run
+name and tags, the experiment kind, a logged model, and the clean-up of runs killed earlier."""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
+
+# The MLflow UI opens an experiment in its GenAI view unless this tag says otherwise.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Tags that let the next run tell whether this one's process still lives (`mark_killed_runs`).
+PID_TAG = "pid"
+HOST_TAG = "hostname"
+# Parameters whose value names the run (`run_name`); the sampling seed follows the training one.
+SEED_PARAM = "training.seed"
+_SEED_KEYS = {SEED_PARAM, "snippet_sampling.seed"}
+_MAX_RUN_NAME = 250  # MLflow's limit on run names
+_OBJECT_REPR = re.compile(r"^<(?:[\w]+\.)*(\w+) object at 0x[0-9a-fA-F]+>$")
 
 
 def git_commit(project_path: Path) -> str:
@@ -34,37 +52,189 @@ def git_commit(project_path: Path) -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as {"group.key": value}."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def run_name(
+    pipeline: str,
+    seed: Any = None,
+    env: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> str:
+    """`<pipeline>/<seed and configuration>`, e.g. `train_eval/seed=1,env=thumos14`.
+
+    The configuration is the Kedro environment (unless `local`/`base`) and every `--params`
+    override but the seeds, in the order given; truncated to MLflow's 250 characters.
+    """
+    parts = [] if seed is None else [f"seed={seed}"]
+    if env and env not in ("local", "base"):
+        parts.append(f"env={env}")
+    for key, value in flatten(runtime_params or {}).items():
+        if key not in _SEED_KEYS:
+            shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+            parts.append(f"{key}={shown}")
+    name = f"{pipeline}/{','.join(parts)}" if parts else pipeline
+    return name if len(name) <= _MAX_RUN_NAME else name[: _MAX_RUN_NAME - 1] + "…"
+
+
+def readable_runner(runner: Any) -> str:
+    """`SequentialRunner` for Kedro's `<kedro.runner...SequentialRunner object at 0x...>`."""
+    text = str(runner)
+    match = _OBJECT_REPR.match(text)
+    return match.group(1) if match else text
+
+
+def process_alive(pid: int, started_before_s: float | None = None) -> bool:
+    """Whether process `pid` exists on this host (and, when `started_before_s` is given, was
+    started by then: a newer process reusing the pid is not the one that opened the run)."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        created = process.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    # create_time has ~10 ms resolution; a second of slack
+    return started_before_s is None or created <= started_before_s + 1.0
+
+
+def mark_killed_runs(client, experiment_id: str, keep: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of the experiment whose process (tags `pid`, `hostname`)
+    is gone from this host — a `kill -9` leaves them RUNNING forever — and the RUNNING runs
+    nested under them. Runs of other hosts or without those tags are left alone.
+
+    Returns the run ids marked, parents first.
+    """
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
+    killed: list[str] = []
+    for run in running:  # loop over runs
+        tags = run.data.tags
+        if run.info.run_id == keep or tags.get(HOST_TAG) != host:
+            continue
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if not process_alive(pid, run.info.start_time / 1000):
+            killed.append(run.info.run_id)
+    killed += [
+        run.info.run_id
+        for run in running
+        if run.data.tags.get("mlflow.parentRunId") in killed and run.info.run_id not in killed
+    ]
+    for run_id in killed:
+        client.set_terminated(run_id, "KILLED")
+    if killed:
+        logger.info(
+            "MLflow: marked %d run(s) KILLED whose process is gone: %s",
+            len(killed),
+            ", ".join(r[:8] for r in killed),
+        )
+    return killed
+
+
+def tag_experiment_kind(client, experiment_id: str) -> None:
+    """Make the MLflow UI open the experiment on its runs table (not the GenAI view)."""
+    experiment = client.get_experiment(experiment_id)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+
 class ProjectHooks:
-    """Tags every tracked run with its provenance once the MLflow run is open."""
+    """Runs after kedro-mlflow's hooks (trylast), on the run it opened; a no-op without one."""
 
     def __init__(self) -> None:
         self._context = None
-        self._logged_run: str | None = None
+        self._catalog = None
+        self._log_model = False
 
     @hook_impl
     def after_context_created(self, context) -> None:
         self._context = context
 
-    @hook_impl
-    def before_node_run(self, node, catalog, inputs, is_async, run_id) -> None:
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         import mlflow
+        from mlflow.tracking import MlflowClient
 
         run = mlflow.active_run()
-        if run is None or self._context is None or self._logged_run == run.info.run_id:
+        self._catalog = catalog
+        # training_ml logs its own model (kedro-mlflow's pipeline_ml_factory)
+        self._log_model = run is not None and getattr(pipeline, "inference", None) is None
+        if run is None or self._context is None:
             return
-        self._logged_run = run.info.run_id
+        client = MlflowClient()
+        experiment_id = run.info.experiment_id
+        tag_experiment_kind(client, experiment_id)
+        mark_killed_runs(client, experiment_id, keep=run.info.run_id)
         context = self._context
-        params = context.config_loader["parameters"]
-        mlflow.set_tags(
-            {
-                "git_commit": git_commit(Path(context.project_path)),
-                "kedro_env": context.env or "local",
-                "data_source": _data_source(params),
-            }
-        )
+        params = context.params
+        tags = {
+            "git_commit": git_commit(Path(context.project_path)),
+            "kedro_env": context.env or "local",
+            "data_source": _data_source(params),
+            PID_TAG: str(os.getpid()),
+            HOST_TAG: socket.gethostname(),
+            "runner": readable_runner(run_params.get("runner") or "SequentialRunner"),
+        }
+        # kedro-mlflow copies Kedro's run_params as tags; its `run_id` is Kedro's session id
+        if run.data.tags.get("run_id") == run_params.get("run_id"):
+            client.delete_tag(run.info.run_id, "run_id")
+        tags["kedro_session_id"] = str(run_params.get("run_id"))
+        names = run_params.get("pipeline_names") or ["__default__"]
+        # kedro-mlflow names the run after the pipeline(s); a run opened by an orchestrator
+        # (or named in mlflow.yml) keeps its name
+        if run.info.run_name == "+".join(names):
+            pipeline_name = "+".join(_registered_name(n) for n in names)
+            seed = (
+                flatten(params).get(SEED_PARAM) if "params:training" in pipeline.inputs() else None
+            )
+            tags["mlflow.runName"] = run_name(
+                pipeline_name, seed, context.env, run_params.get("runtime_params")
+            )
+        mlflow.set_tags(tags)
         mlflow.log_text(
             yaml.safe_dump(_plain(params), sort_keys=True), "config/resolved_parameters.yml"
         )
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if dataset_name != "trained_model" or not self._log_model or self._context is None:
+            return
+        import mlflow
+
+        if mlflow.active_run() is None:
+            return
+        from co2net_pipeline.logged_model import example_frame, log_detector
+
+        params = self._context.params
+        example = example_frame(self._catalog.load("feature_store"))
+        log_detector(data, example, params.get("inference", {}), params.get("proposals", {}))
+
+
+def _registered_name(name: str) -> str:
+    """The registered pipeline `__default__` stands for (train_eval), else `name`."""
+    if name != "__default__":
+        return name
+    from kedro.framework.project import pipelines
+
+    default = pipelines.get("__default__")
+    others = [n for n, p in pipelines.items() if n != "__default__" and p is default]
+    return others[0] if others else name
 
 
 def _data_source(params) -> str:

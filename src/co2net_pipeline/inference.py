@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -158,3 +160,117 @@ def _equal_length_passes(forward, lengths, batching, max_batch_snippets, results
                 exact = False
                 batch = {v: forward([v])[v] for v in chunk}
             results.update(batch)
+
+
+def load_model(trained_model: Mapping[str, Any]) -> nn.Module:
+    """The CO2-Net of a `trained_model` artifact ({"model_config", "state_dict", ...}), in eval mode."""
+    from co2net_pipeline.model import ModelConfig, build_model
+
+    model = build_model(ModelConfig.from_dict(trained_model["model_config"]))
+    model.load_state_dict(trained_model["state_dict"])
+    return model.eval()
+
+
+def infer_videos(
+    trained_model: Mapping[str, Any],
+    features: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+) -> dict[str, VideoOutputs]:
+    """`run_inference` of a `trained_model` artifact with the `inference` parameters
+    (`device`, `batching`, `bf16`, `cpu_threads`); features: video_id -> (T, 2D)."""
+    from co2net_pipeline.training import select_device  # training imports the model; no cycle
+
+    model = load_model(trained_model)
+    device = select_device(params.get("device", "auto"))
+    previous = torch.get_num_threads()
+    if params.get("cpu_threads"):
+        # small models: extra OpenMP threads stall when other processes share the cores
+        torch.set_num_threads(int(params["cpu_threads"]))
+    try:
+        return run_inference(
+            model.to(device),
+            features,
+            device,
+            batching=params.get("batching", "padded"),
+            autocast_bf16=params.get("bf16", False),
+        )
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------------------------
+# New videos: the logged detector's input table
+#
+# Input of `mlflow.pyfunc.load_model(uri).predict(frame)`: one row per snippet, columns
+# `video_id`, `snippet` (0..T-1 within each video) and the 2D feature channels `rgb_0 ..
+# rgb_{D-1}, flow_0 .. flow_{D-1}` (the W-TALC JOINT layout: RGB first). Output: the detections
+# DataFrame of the proposals pipeline (video_id, label, class_idx, score, t_start, t_end in
+# snippets, t_start_s, t_end_s in seconds).
+
+INDEX_COLUMNS = ["video_id", "snippet"]
+
+
+def feature_columns(feature_dim: int) -> list[str]:
+    """The 2D channel columns: rgb_0 .. rgb_{D-1}, flow_0 .. flow_{D-1}."""
+    return [f"rgb_{i}" for i in range(feature_dim)] + [f"flow_{i}" for i in range(feature_dim)]
+
+
+def features_to_frame(features: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """{video_id: (T, 2D) features} → the model's input DataFrame (one row per snippet).
+
+    Channels are float64: the logged signature is inferred from this frame, and MLflow's schema
+    check accepts float32 input for a float64 column but not the reverse.
+    """
+    widths = {np.asarray(f).shape[1] for f in features.values()}
+    if len(widths) != 1 or next(iter(widths)) % 2:
+        raise ValueError(
+            f"features must all have the same even number of columns (2D), got {sorted(widths)}"
+        )
+    columns = feature_columns(widths.pop() // 2)
+    parts = []
+    for vid, feat in features.items():  # loop over videos
+        feat = np.asarray(feat, dtype=np.float64)
+        part = pd.DataFrame(feat, columns=columns)
+        part.insert(0, "snippet", np.arange(len(feat), dtype=np.int64))
+        part.insert(0, "video_id", str(vid))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The model's input DataFrame → {video_id: float32 (T, 2D)}, videos in order of appearance."""
+    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
+    channels = [c for c in frame.columns if c not in INDEX_COLUMNS]
+    if missing:
+        raise ValueError(f"new video features lack the columns {missing}")
+    if not channels or len(channels) % 2 or channels != feature_columns(len(channels) // 2):
+        raise ValueError(
+            "new video features: expected the channel columns rgb_0..rgb_{D-1}, flow_0..flow_{D-1} "
+            f"in that order, got {channels[:3]}...{channels[-2:]} ({len(channels)} columns)"
+        )
+    out: dict[str, np.ndarray] = {}
+    for vid, rows in frame.groupby("video_id", sort=False):  # loop over videos
+        rows = rows.sort_values("snippet")
+        if not np.array_equal(rows["snippet"].to_numpy(), np.arange(len(rows))):
+            raise ValueError(
+                f"{vid}: snippet column must be 0..{len(rows) - 1} without gaps or repeats"
+            )
+        out[str(vid)] = rows[channels].to_numpy(dtype=np.float32)
+    return out
+
+
+def detect_videos(
+    trained_model: Mapping[str, Any],
+    features: Mapping[str, np.ndarray],
+    inference_params: Mapping[str, Any],
+    proposal_params: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Detections of new videos (features: video_id -> (T, 2D)): `infer_videos`, then the
+    proposals of `localization.localize_videos` (no ambiguous intervals are known for them)."""
+    from co2net_pipeline.localization import ProposalParams, localize_videos
+
+    outputs = infer_videos(trained_model, features, inference_params)
+    cas = {vid: (o["cas"], o["attention"]) for vid, o in outputs.items()}
+    return localize_videos(
+        cas, list(trained_model["classlist"]), ProposalParams.from_dict(proposal_params)
+    )

@@ -31,6 +31,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from co2net_pipeline.atomic import atomic_write
+from co2net_pipeline.studies import (
+    ablation_overrides,
+    as_list,
+    mean_std,
+    merge_overrides,
+    select_ablations,
+)
+
 logger = logging.getLogger(__name__)
 
 STUDIES = ("seeds", "ablations")
@@ -68,13 +77,7 @@ def configuration_name(study: str, configuration: Any) -> str:
 def study_configurations(study: str, configurations: Any) -> list[tuple[str, Any]]:
     """(name, value) of every configuration of a DAG, in order; a list or a whitespace-separated
     string (`kedro airflow create --params "seeds=1 2 3"`)."""
-    # studies.as_list would import torch into every parse of the DAG file
-    if isinstance(configurations, str):
-        values = configurations.split()
-    elif isinstance(configurations, int):
-        values = [configurations]
-    else:
-        values = list(configurations or [])
+    values = as_list(configurations)
     if not values:
         raise ValueError(f"{study}: no configuration to run (conf/airflow/airflow.yml)")
     pairs = [(configuration_name(study, v), v) for v in values]
@@ -92,8 +95,6 @@ def configuration_overrides(
     studies: the `studies` parameters (conf/base/parameters_studies.yml). A seed sets both the
     sampling plan's and the weights' seed; an ablation is its `studies.ablations` entry.
     """
-    from co2net_pipeline.studies import ablation_overrides, select_ablations
-
     name = configuration_name(study, configuration)
     if study == "seeds":
         seed = int(configuration)
@@ -173,8 +174,6 @@ def run_configuration(
     import mlflow
     from kedro.framework.session import KedroSession
 
-    from co2net_pipeline.studies import merge_overrides
-
     project = project_dir(project_path)
     conf = project / (conf_source or "conf")
     loader = _config_loader(conf, kedro_env, runtime_params)
@@ -183,7 +182,7 @@ def run_configuration(
         base.get("studies") or {}, study, configuration
     )
     if study == "seeds":
-        from co2net_pipeline.pipelines.snippet_sampling.nodes import split_seed
+        from co2net_pipeline.sampling import split_seed
 
         # The held-out split stays the base configuration's, as in train_eval_seeds.
         overrides["snippet_sampling"]["split_seed"] = split_seed(base["snippet_sampling"])
@@ -227,7 +226,6 @@ def collect_runs(
     seeds), printed and written to `<run_root>/<study>/runs.csv`, whose path it returns."""
     import pandas as pd
 
-    from co2net_pipeline.studies import mean_std
     from co2net_pipeline.tracking import compare_runs, search_runs
 
     project = project_dir(project_path)
@@ -243,10 +241,7 @@ def collect_runs(
         metrics["mean"], metrics["std"] = mean, std
     table = pd.concat({"param": params.astype(str), "metric": metrics})
     path = _study_dir(project, run_root, study) / "runs.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    table.to_csv(partial)
-    os.replace(partial, path)  # a reader never sees half a table
+    atomic_write(path, table.to_csv)  # a reader never sees half a table
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         logger.info("%s: %d runs\n%s", study, len(names), table.to_string())
     return str(path)

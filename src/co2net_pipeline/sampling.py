@@ -2,7 +2,7 @@
 
 A training run is driven by a *sampling plan*: one row per (iteration, slot) naming the video
 and a `snippet_seed` from which that video's snippet indices are drawn. The plan is a plain
-table, so a run can be inspected, stored and replayed exactly (`assemble_batch`).
+table, so a run can be inspected, stored and replayed exactly (`batch_snippet_indices`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 PLAN_COLUMNS = ("iteration", "slot", "video_id", "snippet_seed")
-SAMPLINGS = ("random", "uniform", "all")
+SAMPLINGS = ("random", "uniform")
 # Plans are drawn in blocks of this many iterations, block b from the stream (seed, b), so a
 # plan is a prefix of any longer plan with the same seed (a run can be extended and resumed).
 _PLAN_BLOCK = 1024
@@ -68,16 +68,30 @@ def uniform_snippet_indices(length: int, max_seqlen: int) -> np.ndarray:
 def snippet_indices(
     length: int, max_seqlen: int, seed: int, sampling: str = "random", *, closed_upper: bool = True
 ) -> np.ndarray:
-    """Snippet indices of one plan row: (max_seqlen,) int64 ((length,) for sampling "all")."""
+    """Snippet indices of one plan row: (max_seqlen,) int64."""
     if sampling == "random":
         return stratified_snippet_indices(
             length, max_seqlen, np.random.default_rng(int(seed)), closed_upper=closed_upper
         )
     if sampling == "uniform":
         return uniform_snippet_indices(length, max_seqlen)
-    if sampling == "all":
-        return np.arange(int(length), dtype=np.int64)
     raise ValueError(f"sampling={sampling!r}: expected one of {SAMPLINGS}")
+
+
+def multi_hot(labels: Sequence[Sequence[str]], classlist: Sequence[str]) -> np.ndarray:
+    """(N, C) float32 weak labels from N lists of class names (the videos' `labels` column)."""
+    index = {name: i for i, name in enumerate(classlist)}
+    out = np.zeros((len(labels), len(classlist)), dtype=np.float32)
+    for row, names in enumerate(labels):  # loop over videos
+        for name in names:
+            out[row, index[name]] = 1.0
+    return out
+
+
+def split_seed(params: Mapping[str, object]) -> int:
+    """Seed of the held-out split: `snippet_sampling.split_seed`, else `seed` (the plan's)."""
+    value = params.get("split_seed")
+    return int(params["seed"] if value is None else value)
 
 
 def class_video_index(labels: np.ndarray) -> list[np.ndarray]:
@@ -204,42 +218,6 @@ def split_heldout(
     return list(ids[~held]), list(ids[held])
 
 
-def assemble_batch(
-    features: Mapping[str, np.ndarray],
-    plan_rows: pd.DataFrame,
-    max_seqlen: int,
-    sampling: str = "random",
-    *,
-    closed_upper: bool = True,
-) -> np.ndarray:
-    """Snippet features of one iteration: (B, max_seqlen, 2D) float32.
-
-    features: video_id -> (T, 2D) snippet features; plan_rows: the B rows of one iteration
-    (in slot order). Each row's indices come from its own `snippet_seed`, so the batch is a
-    pure function of the plan (replayable).
-    """
-    rows = plan_rows.sort_values("slot") if "slot" in plan_rows else plan_rows
-    vids = [str(v) for v in rows["video_id"]]
-    videos = [np.asarray(features[v]) for v in vids]
-    n_channels = videos[0].shape[-1]
-    for vid, video in zip(vids, videos, strict=True):
-        if video.ndim != 2 or video.shape[1] != n_channels:
-            raise ValueError(
-                f"{vid}: features have shape {video.shape}, expected (T, {n_channels})"
-            )
-    idx = batch_snippet_indices(
-        [len(v) for v in videos],
-        rows["snippet_seed"].to_numpy(),
-        max_seqlen,
-        sampling,
-        closed_upper=closed_upper,
-    )
-    out = np.empty((len(vids), int(max_seqlen), n_channels), dtype=np.float32)
-    for slot, video in enumerate(videos):  # loop over videos
-        out[slot] = video[idx[slot]]  # casts to float32 in place, no intermediate batch copy
-    return out
-
-
 def batch_snippet_indices(
     lengths: Sequence[int],
     seeds: Sequence[int] | np.ndarray,
@@ -256,4 +234,124 @@ def batch_snippet_indices(
             snippet_indices(length, max_seqlen, int(seed), sampling, closed_upper=closed_upper)
             for length, seed in zip(lengths, seeds, strict=True)
         ]
+    )
+
+
+RNG_STREAMS = ("plan", "original")
+
+
+class ReferenceBatchStream:
+    """The reference's own batch stream (`SampleDataset.load_data` + `random_perturb`), replayed
+    draw for draw from NumPy's legacy generator seeded as the reference's `setup_seed` does.
+
+    labels: (N, C) multi-hot of the N train videos in annotation order (the reference's
+    `trainidx`); lengths: (N,) their snippet counts; video_ids: their names (for plans). Each `next_batch()` draws, in the
+    reference's order: `choice(C, n_similar)` pair classes (with replacement; every class,
+    also those with fewer than 2 videos, as the reference does), for each `choice(n_c, 2,
+    replace=False)` of that class's videos, `choice(N, B - 2 n_similar)` fill videos, then for
+    each of the B videos its `random_perturb` snippet draws. The reference makes one
+    `np.random.choice(range(lo, hi + 1))` call per drawn snippet; `randint(0, sizes)` with an
+    array of sizes consumes the legacy stream identically (one masked 32-bit draw sequence per
+    element, in order), so a batch costs one call per video.
+
+    Unlike the default plan (`make_sampling_plan`), the stream is sequential: batch k exists
+    only after batches 0..k-1 were drawn (`skip` replays them for a resumed run).
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        lengths: Sequence[int] | np.ndarray,
+        seed: int,
+        batch_size: int = 10,
+        n_similar: int = 3,
+        max_seqlen: int = 500,
+        video_ids: Sequence[str] | None = None,
+    ) -> None:
+        labels = np.asarray(labels)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.video_ids = np.asarray(
+            [str(v) for v in video_ids] if video_ids is not None else range(len(self.lengths)),
+            dtype=object,
+        )
+        if labels.ndim != 2 or labels.shape[0] != len(self.lengths):
+            raise ValueError(
+                f"labels must be (N, C) with N = {len(self.lengths)} videos, got {labels.shape}"
+            )
+        if batch_size < 2 * n_similar:
+            raise ValueError(
+                f"batch_size={batch_size} cannot hold n_similar={n_similar} pairs "
+                f"({2 * n_similar} slots)"
+            )
+        if len(self.lengths) == 0 or int(self.lengths.min()) < 1:
+            raise ValueError("ReferenceBatchStream: needs train videos of length >= 1")
+        self.members = class_video_index(labels)
+        if n_similar > 0:
+            thin = [c for c, m in enumerate(self.members) if len(m) < 2]
+            if thin:
+                # The reference would crash on drawing such a class (choice of 2 out of < 2).
+                raise ValueError(
+                    f"snippet_sampling.rng='original' needs >= 2 train videos in every class; "
+                    f"classes {thin} have fewer (use rng='plan')"
+                )
+        self.batch_size, self.n_similar, self.max_seqlen = batch_size, n_similar, max_seqlen
+        self.random = np.random.RandomState(int(seed) % 2**32)
+        self.drawn = 0
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train-video rows (B,) and snippet indices (B, max_seqlen) of the next iteration."""
+        rows: list[int] = []
+        for c in self.random.choice(len(self.members), size=self.n_similar):
+            pair = self.random.choice(len(self.members[c]), size=2, replace=False)
+            rows.extend(int(self.members[c][k]) for k in pair)
+        fill = self.random.choice(len(self.lengths), size=self.batch_size - 2 * self.n_similar)
+        rows.extend(int(r) for r in fill)
+        snippets = np.stack([self._perturb(int(self.lengths[r])) for r in rows])
+        self.drawn += 1
+        return np.asarray(rows, dtype=np.int64), snippets
+
+    def skip(self, n_batches: int) -> None:
+        """Draw and discard n batches (a resumed run continues the same stream)."""
+        for _ in range(int(n_batches)):
+            self.next_batch()
+
+    def _perturb(self, length: int) -> np.ndarray:
+        n = self.max_seqlen
+        if length == n:
+            return np.arange(n, dtype=np.int64)
+        # Same float64 expression as the reference, so the bins agree exactly.
+        starts = (np.arange(n) * length / n).astype(np.int64)
+        upper = np.empty_like(starts)
+        upper[:-1] = starts[1:]
+        upper[-1] = length - 1
+        drawn = upper > starts
+        out = starts.copy()
+        out[drawn] += self.random.randint(0, (upper - starts + 1)[drawn])
+        return out
+
+
+def reference_sampling_plan(
+    video_ids: Sequence[str],
+    labels: np.ndarray,
+    lengths: Sequence[int] | np.ndarray,
+    n_iterations: int,
+    batch_size: int = 10,
+    n_similar: int = 3,
+    seed: int = 3552,
+    max_seqlen: int = 500,
+) -> pd.DataFrame:
+    """The plan of `ReferenceBatchStream` (`snippet_sampling.rng: original`): the same columns
+    as `make_sampling_plan`, with `snippet_seed` = -1 (the snippets come from the stream, which
+    training replays from the same seed)."""
+    stream = ReferenceBatchStream(
+        labels, lengths, seed, batch_size, n_similar, max_seqlen, video_ids=video_ids
+    )
+    rows = np.stack([stream.next_batch()[0] for _ in range(n_iterations)]).reshape(-1)
+    return pd.DataFrame(
+        {
+            "iteration": np.repeat(np.arange(n_iterations, dtype=np.int64), batch_size),
+            "slot": np.tile(np.arange(batch_size, dtype=np.int64), n_iterations),
+            "video_id": stream.video_ids[rows] if n_iterations else np.array([], dtype=object),
+            "snippet_seed": np.full(n_iterations * batch_size, -1, dtype=np.int64),
+        }
     )

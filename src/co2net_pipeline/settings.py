@@ -3,12 +3,17 @@
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
+from co2net_pipeline import terminal
 from co2net_pipeline.hooks import ProjectHooks
+from co2net_pipeline.parameter_hook import ParameterCheckHook
 
-HOOKS = (ProjectHooks(),)
+# ParameterCheckHook: environment and parameters checked before anything runs (fail fast).
+HOOKS = (ParameterCheckHook(), ProjectHooks())
 
-# kedro-viz's dataset-statistics hook would open every HDF5 store after each run.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+# kedro-viz's hooks stay on (its Workflow tab and dataset statistics need them): they only
+# count the rows of DataFrames and stat the files of the datasets a run touches.
+
+terminal.install()  # known library warnings filtered, plain wide logs when redirected
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,15 +1,19 @@
 """Multi-configuration studies: several seeds, or the paper's ablations, as nested MLflow runs.
 
-A *configuration* is the train_eval chain with some parameters overridden: sampling plan →
-training → whole-video test inference → proposals → detection mAP. It runs through the very
-node functions the `snippet_sampling`, `training`, `inference`, `proposals` and `evaluation`
-pipelines use, on the catalog's data, so a configuration with no override reproduces what
-`kedro run` (train_eval) reports for the same parameters.
+A *configuration* is the train_eval pipeline from the data split on (sampling plan → training →
+whole-video test inference → proposals → detection mAP) with some parameters overridden. It is
+run by Kedro's runner on an in-memory catalog holding the study's input datasets and the
+configuration's parameters, so it executes the very nodes, wired by the very pipeline
+definitions, that `kedro run` (train_eval) does: a configuration with no override reproduces
+what train_eval reports for the same parameters, and there is no second wiring of the chain.
 
 Every configuration is logged as an MLflow run nested under the active (Kedro) run, with the
 same metric names as a train_eval run (`detection_metrics.map_0.5`,
 `training_metrics.loss_total`, ...), so `co2net compare --runs <child> <child>` works on them.
 Without an active MLflow run nothing is logged.
+
+Only the standard library is imported at the top: `orchestration` (imported when Airflow parses
+a DAG file) uses the parameter helpers; pandas, Kedro and MLflow are imported where used.
 """
 
 from __future__ import annotations
@@ -22,17 +26,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-
-from co2net_pipeline.pipelines.evaluation.nodes import evaluate_proposals
-from co2net_pipeline.pipelines.inference.nodes import infer_test_set
-from co2net_pipeline.pipelines.proposals.nodes import generate_proposals
-from co2net_pipeline.pipelines.snippet_sampling.nodes import build_sampling_plan
-from co2net_pipeline.pipelines.training.nodes import train
+if TYPE_CHECKING:
+    import pandas as pd
+    from kedro.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +46,16 @@ PARAM_GROUPS = (
 )
 # Keys of an ablation entry that describe it rather than override parameters.
 ABLATION_INFO_KEYS = ("group", "paper_avg")
+# What a configuration's run of the chain must produce (the rest of its outputs are dropped).
+CONFIGURATION_OUTPUTS = (
+    "trained_model",
+    "training_history",
+    "training_metrics",
+    "proposals",
+    "detection_metrics",
+)
 # Tags of the parent run copied onto every nested run (set by co2net_pipeline.hooks).
 _INHERITED_TAGS = ("git_commit", "kedro_env", "data_source", "feature_fingerprint", "dataset")
-_MLFLOW_BATCH = 1000  # MLflow's limit of metrics per log_batch call
-
-
-@dataclass(frozen=True)
-class StudyData:
-    """What every configuration trains and is scored on (all from the catalog).
-
-    feature_store: lazy `FeatureStore`; videos / segments / ambiguous_intervals: the annotation
-    tables; classlist: C class names; data_split: {"train", "heldout", "test"} video ids.
-    """
-
-    feature_store: Any
-    videos: pd.DataFrame
-    segments: pd.DataFrame
-    ambiguous_intervals: pd.DataFrame
-    classlist: list[str]
-    data_split: dict
 
 
 @dataclass
@@ -200,58 +189,71 @@ def _loss_summary(history: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def run_chain(
+    chain: Pipeline, data: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Run `chain` (a Kedro pipeline) on in-memory inputs; returns every dataset it touched.
+
+    data: the chain's non-parameter inputs by dataset name (the objects are passed as they are,
+    not copied); params: the `params:<group>` inputs by group. No hooks run (no kedro-mlflow
+    logging: the caller logs). Nothing is released, so intermediate outputs stay readable.
+    """
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    class _Kept(MemoryDataset):
+        def _release(self) -> None:  # the runner frees intermediate data; we read it afterwards
+            pass
+
+    inputs = {name: data[name] for name in chain.inputs() if not name.startswith("params:")}
+    groups = {name for name in chain.inputs() if name.startswith("params:")}
+    missing = sorted(
+        {n for n in chain.inputs() if n not in inputs and n not in groups}
+        | {g for g in groups if g.removeprefix("params:") not in params}
+    )
+    if missing:
+        raise ValueError(f"study configuration: the chain needs {missing}, not given")
+    datasets = {name: _Kept(copy_mode="assign") for name in chain.datasets()}
+    for name, value in inputs.items():
+        datasets[name].save(value)
+    for name in groups:
+        datasets[name].save(params[name.removeprefix("params:")])
+    SequentialRunner().run(chain, DataCatalog(datasets=datasets))
+    return {name: dataset.load() for name, dataset in datasets.items() if dataset.exists()}
+
+
 def train_and_evaluate(
-    data: StudyData, params: Mapping[str, Any]
+    chain: Pipeline, data: Mapping[str, Any], params: Mapping[str, Any]
 ) -> tuple[ConfigurationResult, dict]:
-    """Train and score one configuration with the pipelines' node functions.
+    """Train and score one configuration by running the train_eval `chain`.
 
     params: the `PARAM_GROUPS` dictionaries (see `configuration_params`). Returns the result and
     the training node's metric history ({"loss_<term>": [{"value", "step"}, ...]}).
     """
+    import matplotlib.pyplot as plt
+
     t0 = time.perf_counter()
-    plan = build_sampling_plan(
-        data.videos, data.classlist, data.data_split, params["snippet_sampling"], params["training"]
-    )
-    artifact, history, loss_history, loss_plot = train(
-        data.feature_store,
-        data.videos,
-        data.segments,
-        data.ambiguous_intervals,
-        data.classlist,
-        data.data_split,
-        plan,
-        params["model"],
-        params["loss"],
-        params["training"],
-        params["proposals"],
-        params["evaluation"],
-    )
-    plt.close(loss_plot)
-    cas_store = infer_test_set(artifact, data.feature_store, data.data_split, params["inference"])
-    proposals, _ = generate_proposals(
-        cas_store, data.classlist, data.ambiguous_intervals, params["proposals"]
-    )
-    metrics, _, _, _, map_plot = evaluate_proposals(
-        proposals, data.segments, data.videos, data.classlist, params["evaluation"]
-    )
-    plt.close(map_plot)
+    out = run_chain(chain.to_outputs(*CONFIGURATION_OUTPUTS), data, params)
+    for value in out.values():
+        if isinstance(value, plt.Figure):
+            plt.close(value)
     result = ConfigurationResult(
         name="",
-        detection={name: float(m["value"]) for name, m in metrics.items()},
-        loss_summary=_loss_summary(history),
-        selected_iteration=int(artifact["selected_iteration"]),
+        detection={name: float(m["value"]) for name, m in out["detection_metrics"].items()},
+        loss_summary=_loss_summary(out["training_history"]),
+        selected_iteration=int(out["trained_model"]["selected_iteration"]),
         seconds=time.perf_counter() - t0,
-        info={"n_proposals": len(proposals)},
+        info={"n_proposals": len(out["proposals"])},
     )
-    return result, loss_history
+    return result, out["training_metrics"]
 
 
-def tag_study_run(study: str, data: StudyData) -> None:
+def tag_study_run(study: str, data: Mapping[str, Any]) -> None:
     """Tag the active (parent) run with the study and the features it used (as ingestion does
     for train_eval); the nested runs inherit these tags."""
     from co2net_pipeline.tracking import set_run_tags
 
-    store = data.feature_store
+    store = data.get("feature_store")
     tags = {"study": study}
     if getattr(store, "fingerprint", None):
         tags["feature_fingerprint"] = str(store.fingerprint)
@@ -277,8 +279,10 @@ def nested_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any
 
 
 def _log_child(
-    run, params: Mapping[str, Any], result: ConfigurationResult, loss_history: dict
+    run_id: str, params: Mapping[str, Any], result: ConfigurationResult, loss_history: dict
 ) -> None:
+    """Parameters, detection metrics, loss summary and loss history in one `log_batch` (MLflow
+    splits it into batches within its limits)."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -292,16 +296,12 @@ def _log_child(
             for p in points
         ]
     flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
-    client = MlflowClient()
-    run_id = run.info.run_id
-    for start in range(0, len(flat), 100):  # MLflow's limit of params per batch
-        client.log_batch(run_id, params=flat[start : start + 100])
-    for start in range(0, len(metrics), _MLFLOW_BATCH):
-        client.log_batch(run_id, metrics=metrics[start : start + _MLFLOW_BATCH])
+    MlflowClient().log_batch(run_id, metrics=metrics, params=flat)
 
 
 def run_configuration(
-    data: StudyData,
+    chain: Pipeline,
+    data: Mapping[str, Any],
     params: Mapping[str, Any],
     name: str,
     study: str,
@@ -317,20 +317,15 @@ def run_configuration(
     with nested_run(
         f"{study}/{name}", {"study": study, "configuration": name, **(tags or {})}
     ) as run:
-        result, loss_history = train_and_evaluate(data, params)
+        result, loss_history = train_and_evaluate(chain, data, params)
         result.name = name
         if run is not None:
             result.run_id = run.info.run_id
-            _log_child(run, params, result, loss_history)
-    logger.info(
-        "%s/%s: avg mAP (%%) %s (%.1f s)",
-        study,
-        name,
-        ", ".join(
-            f"{k[4:]} {100 * v:.2f}" for k, v in result.detection.items() if k.startswith("avg_")
-        ),
-        result.seconds,
-    )
+            _log_child(run.info.run_id, params, result, loss_history)
+    averages = [
+        f"{k[4:]} {100 * v:.2f}" for k, v in result.detection.items() if k.startswith("avg_")
+    ]
+    logger.info("%s/%s: avg mAP (%%) %s (%.1f s)", study, name, ", ".join(averages), result.seconds)
     return result
 
 
@@ -340,6 +335,8 @@ def run_configuration(
 
 def results_table(results: Sequence[ConfigurationResult], index_name: str) -> pd.DataFrame:
     """One row per configuration: the detection metrics, the final total loss, the run id."""
+    import pandas as pd
+
     rows = []
     for r in results:
         rows.append(
@@ -366,6 +363,8 @@ def mean_std(table: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.Series, pd
 
 
 def _fmt(value: Any, percent: bool) -> str:
+    import numpy as np
+
     if isinstance(value, float | np.floating):
         if not np.isfinite(value):
             return "–"
@@ -387,3 +386,187 @@ def to_markdown(
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The two studies
+
+
+def seed_list(studies: Mapping[str, Any]) -> list[int]:
+    """`studies.seeds` as distinct ints (a list or a whitespace-separated string)."""
+    seeds = [int(s) for s in as_list(studies.get("seeds"))]
+    if not seeds:
+        raise ValueError("studies.seeds is empty: give at least one seed, e.g. [3552, 1, 2]")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"studies.seeds has duplicates: {seeds}")
+    return seeds
+
+
+def run_seed_study(
+    chain: Pipeline,
+    data: Mapping[str, Any],
+    params: Mapping[str, Any],
+    studies: Mapping[str, Any],
+) -> tuple[dict, pd.DataFrame, str]:
+    """Train and evaluate once per seed of `studies.seeds` (see `seed_study_tables`).
+
+    A seed sets both `training.seed` (weights, dropout) and `snippet_sampling.seed` (the
+    sampling plan, rebuilt per seed); the data split is the catalog's `data_split`.
+    chain, data: what `run_chain` takes; params: the `PARAM_GROUPS` dictionaries.
+    """
+    seeds = seed_list(studies)
+    tag_study_run("seeds", data)
+    results = [
+        run_configuration(
+            chain,
+            data,
+            configuration_params(params, seed=seed, checkpoint_subdir=f"seeds/seed_{seed}"),
+            name=f"seed_{seed}",
+            study="seeds",
+            tags={"seed": str(seed)},
+        )
+        for seed in seeds
+    ]
+    return seed_study_tables(seeds, results)
+
+
+def seed_study_tables(
+    seeds: Sequence[int], results: Sequence[ConfigurationResult]
+) -> tuple[dict, pd.DataFrame, str]:
+    """The parent run's metrics (`<metric>_mean`, `<metric>_std` for every mAP and average;
+    sample std), the table (one row per seed, then `mean` and `std`; fractions) and the same
+    table in Markdown (percent)."""
+    import pandas as pd
+
+    per_seed = results_table(results, "seed").drop(columns="selected_iteration")
+    per_seed.index = pd.Index([str(s) for s in seeds], name="seed")
+    columns = [*detection_columns(per_seed), "loss_total_final"]
+    mean, std = mean_std(per_seed, columns)
+    table = pd.concat([per_seed, pd.DataFrame([mean, std], index=["mean", "std"])])
+    table.index.name = "seed"
+    table["run_id"] = table["run_id"].fillna("")
+
+    metrics = {}
+    for column in detection_columns(per_seed):
+        metrics[f"{column}_mean"] = {"value": float(mean[column]), "step": 0}
+        metrics[f"{column}_std"] = {"value": float(std[column]), "step": 0}
+
+    scale = {c: (100.0, ".2f") if c != "loss_total_final" else (1.0, ".4g") for c in columns}
+    shown = pd.DataFrame(
+        {c: [format(s * v, f) for v in per_seed[c]] for c, (s, f) in scale.items()},
+        index=per_seed.index,
+    )
+    shown.loc["mean ± std"] = [
+        f"{format(s * mean[c], f)} ± {format(s * std[c], f)}" for c, (s, f) in scale.items()
+    ]
+    markdown = to_markdown(
+        shown,
+        title=f"Detection mAP (%) over {len(seeds)} seeds (loss_total_final: mean total loss "
+        "of the last 10 % iterations)",
+        note="std: sample standard deviation (ddof=1). Each seed is a nested MLflow run (tag study=seeds).",
+    )
+    return metrics, table, markdown
+
+
+ABLATION_REFERENCE = "full"
+
+
+def run_ablation_study(
+    chain: Pipeline,
+    data: Mapping[str, Any],
+    params: Mapping[str, Any],
+    studies: Mapping[str, Any],
+) -> tuple[dict, pd.DataFrame, str]:
+    """Train and evaluate every configuration of `studies.ablations` (or `ablation_selection`);
+    see `ablation_study_tables` for what it returns.
+
+    Each entry overrides parameter groups (`model`, `loss`, ...) of the base parameters; its
+    `group` names the paper table and `paper_avg` the paper's THUMOS14 avg mAP 0.1:0.7 (%), for
+    reference only. chain, data: what `run_chain` takes; params: the `PARAM_GROUPS` dictionaries.
+    """
+    ablations = studies.get("ablations") or {}
+    names = select_ablations(ablations, studies.get("ablation_selection"))
+    if not names:
+        raise ValueError("studies.ablations is empty")
+    tag_study_run("ablations", data)
+    results = []
+    for name in names:
+        overrides = ablation_overrides(ablations[name], name)
+        results.append(
+            run_configuration(
+                chain,
+                data,
+                configuration_params(params, overrides, checkpoint_subdir=f"ablations/{name}"),
+                name=name,
+                study="ablations",
+                tags={"ablation_group": str((ablations[name] or {}).get("group", ""))},
+            )
+        )
+    return ablation_study_tables(ablations, results, studies.get("headline_metric"))
+
+
+def ablation_study_tables(
+    ablations: Mapping[str, Any],
+    results: Sequence[ConfigurationResult],
+    headline: str | None = None,
+) -> tuple[dict, pd.DataFrame, str]:
+    """The parent run's metrics (`<configuration>.<metric>`), the comparison table (one row per
+    configuration, fractions; `delta_<headline>` against the `full` configuration when it ran)
+    and the same table in Markdown (percent).
+
+    headline: the metric of the delta column (default `avg_0.1-0.7`, else the last average).
+    """
+    import pandas as pd
+
+    names = [r.name for r in results]
+    info = []
+    for name in names:
+        entry = ablations[name] or {}
+        paper = entry.get("paper_avg")
+        info.append(
+            {
+                "group": str(entry.get("group", "")),
+                "overrides": _describe(ablation_overrides(entry, name)),
+                "paper_avg": float(paper) / 100 if paper is not None else float("nan"),
+            }
+        )
+    table = pd.concat(
+        [pd.DataFrame(info, index=names), results_table(results, "configuration")], axis=1
+    )
+    table.index.name = "configuration"
+    columns = detection_columns(table)
+    headline = headline or "avg_0.1-0.7"
+    if headline not in columns:
+        headline = [c for c in columns if c.startswith("avg_")][-1]
+    if ABLATION_REFERENCE in table.index:
+        table[f"delta_{headline}"] = table[headline] - table.loc[ABLATION_REFERENCE, headline]
+
+    metrics = {
+        f"{name}.{column}": {"value": float(table.loc[name, column]), "step": 0}
+        for name in names
+        for column in columns
+    }
+    return metrics, table, _ablation_markdown(table, columns, headline)
+
+
+def _describe(overrides: Mapping[str, Any]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in flatten(overrides).items()) or "(reference)"
+
+
+def _ablation_markdown(table: pd.DataFrame, columns: Sequence[str], headline: str) -> str:
+    shown_columns = [
+        "group",
+        "overrides",
+        *[c for c in columns if c == "map_0.5" or c.startswith("avg_")],
+    ]
+    shown_columns += [c for c in (f"delta_{headline}", "paper_avg") if c in table.columns]
+    return to_markdown(
+        table[shown_columns + ["loss_total_final"]],
+        percent_columns=[c for c in shown_columns if c not in ("group", "overrides")],
+        title="Ablations: detection mAP (%)",
+        note=(
+            f"delta: {headline} minus the `{ABLATION_REFERENCE}` configuration's. paper_avg: the "
+            "paper's THUMOS14 I3D avg mAP 0.1:0.7, for orientation only (other data and "
+            "schedule). loss_total_final: mean total loss over the last 10 % of the iterations."
+        ),
+    )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
+
+from co2net_pipeline.atomic import atomic_path
+from co2net_pipeline.runs import (
+    BEST_ON_TEST_PREFIX,
+    SELECTED_PREFIX,
+    metric_label,
+    metric_sort_key,
+    resolve_run_ids,
+    sort_metric_names,
+)
 
 METRIC_PREFIX = "detection_metrics."
 _MAP_KEY = re.compile(r"^detection_metrics\.map_(\d+(?:\.\d+)?)$")
@@ -19,7 +28,8 @@ def search_runs(
     include_nested: bool = True,
 ) -> pd.DataFrame:
     """The runs of an experiment, newest first (`mlflow.search_runs` columns: run_id, status,
-    params.*, metrics.*, tags.*). run_ids: only those (an unknown id is an error);
+    params.*, metrics.*, tags.*). run_ids: only those, as full ids or unique prefixes (an
+    unknown or ambiguous one is an error);
     include_nested=False drops the per-configuration runs of the study pipelines
     (train_eval_seeds, ablations), which are nested under their pipeline's run."""
     runs = _search_runs(experiment, tracking_uri, run_ids)
@@ -42,10 +52,7 @@ def _search_runs(
         experiment_names=[experiment], order_by=["attributes.start_time DESC"]
     )
     if run_ids:
-        missing = sorted(set(run_ids) - set(runs["run_id"]))
-        if missing:
-            raise ValueError(f"run id(s) not in experiment '{experiment}': {', '.join(missing)}")
-        runs = runs[runs["run_id"].isin(run_ids)]
+        runs = runs[runs["run_id"].isin(resolve_run_ids(run_ids, runs["run_id"], experiment))]
     return runs.reset_index(drop=True)
 
 
@@ -59,38 +66,12 @@ def headline_metrics(run: pd.Series) -> dict[str, float]:
     }
 
 
-def summary_command(experiment: str = "co2net", tracking_uri: str = "sqlite:///mlflow.db") -> int:
-    """Print the latest finished run's averaged mAPs and where to look at it."""
-    runs = search_runs(experiment, tracking_uri, include_nested=False)
-    evaluated = [c for c in runs.columns if c.startswith("metrics." + METRIC_PREFIX)]
-    finished = runs["status"] == "FINISHED"
-    if evaluated:
-        finished &= runs[evaluated].notna().any(axis=1)
-    runs = runs[finished]
-    if runs.empty:
-        raise ValueError(f"experiment '{experiment}' has no finished run with detection metrics")
-    run = runs.iloc[0]
-    source = run.get("tags.data_source", "unknown")
-    print(f"\nMLflow run {run['run_id']} (experiment '{experiment}', data: {source})")
-    per_tiou = {
-        float(m.group(1)): float(run[col])
-        for col in run.index
-        if col.startswith("metrics.") and (m := _MAP_KEY.match(col.removeprefix("metrics.")))
-    }
-    if per_tiou:
-        print(
-            "  mAP@tIoU " + "  ".join(f"{t:g}:{100 * v:.1f}" for t, v in sorted(per_tiou.items()))
-        )
-    for name, value in headline_metrics(run).items():
-        print(f"  mAP avg {name.replace('-', ':'):>9}: {100 * value:6.2f}")
-    if source == "synthetic":
-        print("  (embedded SYNTHETIC features: these numbers measure the pipeline, not THUMOS14)")
-    print(f"  browse: mlflow ui --backend-store-uri {tracking_uri}")
-    return 0
-
-
 def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(parameters that differ between the runs, metrics) with one column per run."""
+    """(parameters that differ between the runs, metrics) with one column per run (fractions).
+
+    Metric rows: the selected model's `detection_metrics.*` without their prefix (`map_0.5`,
+    `avg_0.1-0.7`), then the best test-set checkpoint's `best_on_test.*` with it, each in tIoU
+    order (numerically)."""
     params = runs.filter(like="params.").T
     params.columns = runs["run_id"].str[:8]
     if len(runs) > 1:
@@ -98,45 +79,50 @@ def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         shown = params.astype(object).fillna("<absent>").astype(str)
         params = params[shown.nunique(axis=1) > 1]
     params.index = params.index.str.removeprefix("params.")
-    metric_cols = [c for c in runs.columns if c.startswith("metrics." + METRIC_PREFIX)]
+    metric_cols = sort_metric_names(
+        c
+        for c in runs.columns
+        if c.startswith(("metrics." + SELECTED_PREFIX, "metrics." + BEST_ON_TEST_PREFIX))
+    )
     metrics = runs[metric_cols].T
     metrics.columns = runs["run_id"].str[:8]
-    metrics.index = metrics.index.str.removeprefix("metrics." + METRIC_PREFIX)
+    metrics.index = metrics.index.str.removeprefix("metrics.").str.removeprefix(SELECTED_PREFIX)
     return params, metrics
 
 
-def compare_command(
-    experiment: str = "co2net",
-    run_ids: list[str] | None = None,
-    output_dir: str = "data/08_reporting/comparison",
-    tracking_uri: str = "sqlite:///mlflow.db",
-    last: int = 5,
-) -> int:
-    """Print and save (CSV + PNG of mAP vs tIoU) a comparison of runs.
+def comparison_table(params: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """`compare_runs`' two tables as one labelled table, as `co2net compare` prints and saves it.
 
-    Without run ids: the `last` finished top-level runs (a study's nested per-configuration runs
-    are left out; name them with `run_ids` to compare them)."""
-    runs = search_runs(experiment, tracking_uri, run_ids, include_nested=bool(run_ids))
-    if not run_ids:
-        runs = runs[runs["status"] == "FINISHED"].head(last)
-    if runs.empty:
-        raise ValueError(f"experiment '{experiment}' has no run to compare")
-    params, metrics = compare_runs(runs)
-    with pd.option_context("display.width", 200, "display.max_rows", 200):
-        print("Parameters that differ:" if len(params) else "No parameter differs.")
-        if len(params):
-            print(params.to_string())
-        print("\nMetrics:")
-        print(metrics.map(lambda v: f"{100 * v:.2f}" if pd.notna(v) else "-").to_string())
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table = pd.concat({"param": params.astype(str), "metric": metrics})
-    tmp = out / f".comparison.csv.tmp-{os.getpid()}"
-    table.to_csv(tmp)
-    os.replace(tmp, out / "comparison.csv")
-    _plot_map_vs_tiou(metrics, out / "comparison.png")
-    print(f"\nwrote {out / 'comparison.csv'} and {out / 'comparison.png'}")
-    return 0
+    Columns: section (`parameter`, `selected model`, `best on test`), name (the parameter, or
+    `mAP@0.5`, `avg mAP 0.1:0.7`, `iteration`), unit (`%` for mAPs), then one per run (8-character
+    id). mAPs are percentages rounded to 2 decimals; a value a run did not log is empty."""
+    rows = [
+        {"section": "parameter", "name": name, "unit": "", **values.to_dict()}
+        for name, values in params.astype(object).iterrows()
+    ]
+    for name, values in metrics.iterrows():
+        best = name.startswith(BEST_ON_TEST_PREFIX)
+        iteration = name.endswith("iteration")
+        rows.append(
+            {
+                "section": "best on test" if best else "selected model",
+                "name": metric_label(name),
+                "unit": "" if iteration else "%",
+                **(values if iteration else (100 * values).round(2)).to_dict(),
+            }
+        )
+    return pd.DataFrame(rows, columns=["section", "name", "unit", *metrics.columns])
+
+
+def save_comparison(table: pd.DataFrame, metrics: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Write `comparison.csv` (the `comparison_table`) and `comparison.png` (mAP vs tIoU) into
+    `out_dir`: both or neither. Returns their paths."""
+    out = Path(out_dir)
+    csv, png = out / "comparison.csv", out / "comparison.png"
+    with atomic_path(csv) as csv_tmp, atomic_path(png) as png_tmp:
+        table.to_csv(csv_tmp, index=False)
+        _plot_map_vs_tiou(metrics, png_tmp)
+    return [csv, png]
 
 
 def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
@@ -145,12 +131,12 @@ def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [
-        (float(m.group(1)), name)
+    # the selected model's curve (the best test-set checkpoint's is a different model)
+    rows = sorted(
+        (metric_sort_key(name)[2], name)
         for name in metrics.index
-        if (m := _MAP_KEY.match(METRIC_PREFIX + name))
-    ]
-    rows.sort()
+        if _MAP_KEY.match(METRIC_PREFIX + name)
+    )
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in metrics.columns:
         ax.plot(
@@ -164,10 +150,10 @@ def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(title="run")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(path, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def set_run_tags(tags: dict[str, str]) -> None:

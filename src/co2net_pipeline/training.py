@@ -27,9 +27,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from co2net_pipeline.config import dataclass_from_dict
+from co2net_pipeline.feature_bank import FeatureBank as _FeatureBank
+from co2net_pipeline.feature_bank import to_device as _to_device
 from co2net_pipeline.losses import LossConfig, co2net_loss
 from co2net_pipeline.model.co2net import CO2Net, ModelConfig, ModelOutputs, build_model
-from co2net_pipeline.sampling import PLAN_COLUMNS, batch_snippet_indices
+from co2net_pipeline.sampling import PLAN_COLUMNS, ReferenceBatchStream, batch_snippet_indices
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ class TrainConfig:
             gather batches there (no host->device copy of batches). None (default): on GPUs
             when the features take under half of the free device memory (THUMOS14's train
             set: 0.54 GB), never on CPU.
+        feature_memory_gb: host memory the train features may take (None = no limit). Given
+            a lazy store view (`FeatureStore.view`) larger than this, batches are read from
+            the HDF5 store per iteration through a video cache (`feature_bank.FeatureBank`).
         sampling: "random" (stratified random, reference) or "uniform".
         closed_upper: reference sampler quirk (closed bin range), see
             `sampling.stratified_snippet_indices`.
@@ -117,6 +122,7 @@ class TrainConfig:
     resume: bool = False
     deterministic: bool = True
     features_on_device: bool | None = None
+    feature_memory_gb: float | None = None
     sampling: str = "random"
     closed_upper: bool = True
     truncate_to_valid_length: bool = True
@@ -166,7 +172,8 @@ class TrainResult:
     selected_iteration: 0-based iteration after which the selected weights were taken;
     selection: the rule used ("last", "heldout", "oracle_test"); selection_note: how the
     choice was made; selection_scores: (iteration, score) at every scoring point;
-    seconds_per_iteration: mean wall time of the iterations run in this call.
+    seconds_per_iteration: mean wall time of the iterations run in this call; test_curve:
+    one row per test-set scoring point (iteration + metrics), empty when off.
     """
 
     model: CO2Net
@@ -180,6 +187,7 @@ class TrainResult:
     )
     seconds_per_iteration: float = float("nan")
     device: str = "cpu"
+    test_curve: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -281,77 +289,6 @@ class _Plan:
         return h.hexdigest()
 
 
-class _FeatureBank:
-    """Train features on the host (dict of arrays) or on the device (one concatenated tensor)."""
-
-    def __init__(
-        self,
-        features: Mapping[str, np.ndarray],
-        video_ids: np.ndarray,
-        device: torch.device,
-        on_device: bool | None,
-        need_valid_rows: bool,
-    ) -> None:
-        self.device = device
-        self.arrays = []
-        for vid in video_ids:
-            if vid not in features:
-                raise ValueError(f"{vid}: in the sampling plan but has no features")
-            arr = np.asarray(features[vid])
-            if arr.ndim != 2 or arr.shape[0] < 1:
-                raise ValueError(f"{vid}: features have shape {arr.shape}, expected (T, 2D)")
-            self.arrays.append(arr)
-        widths = {a.shape[1] for a in self.arrays}
-        if len(widths) != 1:
-            raise ValueError(f"train features have different widths {sorted(widths)}")
-        self.width = widths.pop()
-        self.lengths = np.array([len(a) for a in self.arrays])
-        self.valid_rows = [np.any(a != 0, axis=1) for a in self.arrays] if need_valid_rows else None
-        self.bank: torch.Tensor | None = None
-        if on_device is None:
-            size = int(self.lengths.sum()) * self.width * 4
-            on_device = device.type == "cuda" and size < torch.cuda.mem_get_info(device)[0] / 2
-        if on_device:
-            self.offsets = np.concatenate(([0], np.cumsum(self.lengths)[:-1]))
-            self.bank = torch.empty(
-                (int(self.lengths.sum()), self.width), dtype=torch.float32, device=device
-            )
-            for off, arr in zip(self.offsets, self.arrays, strict=True):
-                self.bank[off : off + len(arr)] = torch.from_numpy(
-                    np.ascontiguousarray(arr, dtype=np.float32)
-                )
-        # Host batches for CUDA are assembled in pinned memory and copied without waiting. Each
-        # batch gets its own buffer: the step does not wait for the GPU, so a reused buffer
-        # could be overwritten before its copy ran; the caching host allocator hands a block
-        # out again only after its copy has completed.
-        self.pin = device.type == "cuda" and not on_device
-
-    def valid_length(self, videos: np.ndarray, idx: np.ndarray) -> int:
-        """Largest number of sampled snippets with any non-zero value (reference seq_len)."""
-        assert self.valid_rows is not None
-        return int(max(self.valid_rows[v][i].sum() for v, i in zip(videos, idx, strict=True)))
-
-    def gather(self, videos: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        """(B, T', 2D) float32 batch on the device; idx: (B, T') snippet indices."""
-        if self.bank is not None:
-            flat = _to_device((self.offsets[videos][:, None] + idx).ravel(), self.device)
-            return self.bank.index_select(0, flat).view(len(videos), idx.shape[1], self.width)
-        shape = (len(videos), idx.shape[1], self.width)
-        host = torch.empty(shape, dtype=torch.float32, pin_memory=self.pin)
-        out = host.numpy()
-        for slot, (v, i) in enumerate(zip(videos, idx, strict=True)):  # loop over videos
-            out[slot] = self.arrays[v][i]
-        return host.to(self.device, non_blocking=self.pin)
-
-
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Small host array to the device; on CUDA through pinned memory without waiting."""
-    tensor = torch.from_numpy(array)
-    if device.type != "cuda":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
 def _label_matrix(labels: Mapping[str, np.ndarray], video_ids: np.ndarray) -> np.ndarray:
     rows = []
     for vid in video_ids:
@@ -387,6 +324,45 @@ def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _reference_batch(stream: ReferenceBatchStream, plan: _Plan, itr: int) -> np.ndarray:
+    """Snippet indices (B, max_seqlen) of iteration `itr` from the reference stream, after
+    checking that the stream draws the plan's videos."""
+    rows, idx = stream.next_batch()
+    drawn = stream.video_ids[rows]
+    planned = plan.video_ids[plan.videos[itr]]
+    if not np.array_equal(drawn, planned):
+        raise ValueError(
+            f"iteration {itr}: the reference stream drew {list(drawn)} but the sampling plan "
+            f"holds {list(planned)}; rebuild the plan with the same seed and rng='original'"
+        )
+    return idx
+
+
+def train_step(
+    model: CO2Net,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_cfg: LossConfig,
+    autocast: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One reference iteration on a batch: forward (dropout as the model's mode says), the
+    §3.7 loss, `zero_grad`, `backward`, one optimiser step.
+
+    x: (B, T, 2D) snippet features; y: (B, C) multi-hot. Returns (total loss before the
+    update, {term: unweighted value}). `autocast` runs the forward in bf16; the loss is float32.
+    """
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        out = model(x)
+    if autocast:
+        out = ModelOutputs(*(t.float() for t in out))
+    total, terms = co2net_loss(out, y, loss_cfg)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return total, terms
+
+
 def train_model(
     features: Mapping[str, np.ndarray],
     labels: Mapping[str, np.ndarray],
@@ -398,6 +374,9 @@ def train_model(
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     selection_score: Callable[[nn.Module, int], float] | None = None,
     progress: bool = True,
+    reference_stream: ReferenceBatchStream | None = None,
+    test_curve: Callable[[nn.Module, int], dict[str, float]] | None = None,
+    test_curve_every: int = 0,
 ) -> TrainResult:
     """Train CO2-Net (spec §4.4) on the batches of a sampling plan.
 
@@ -411,9 +390,19 @@ def train_model(
     after the final iteration) and, for selection "heldout"/"oracle_test",
     `selection_score(model_in_eval_mode, itr)` is called (higher is better; the first best is
     kept, as the reference's strict `>`); the best weights also go to `best.pt`.
+
+    reference_stream: when given (`snippet_sampling.rng: original`), each iteration's snippet
+    indices come from the reference's legacy-NumPy stream instead of the plan's seeds; the
+    stream must name the plan's videos (the plan was drawn from the same stream).
+    test_curve: `test_curve(model_in_eval_mode, itr) -> {metric: value}`, called every
+    `test_curve_every` iterations (itr > 0) and after the last one; its values are recorded
+    (`TrainResult.test_curve`), never used for selection. Scoring runs with the torch RNG
+    forked, so the curve does not change training.
     """
     if train_cfg.selection != "last" and selection_score is None:
         raise ValueError(f"selection={train_cfg.selection!r} needs a selection_score callable")
+    if test_curve_every < 0:
+        raise ValueError(f"test_curve_every must be >= 0, got {test_curve_every}")
     if loss_cfg.n_similar != train_cfg.n_similar:
         # The co-activity loss must use exactly the pairs the sampler put in the batch.
         logger.warning(
@@ -422,101 +411,185 @@ def train_model(
             train_cfg.n_similar,
         )
         loss_cfg = dataclasses.replace(loss_cfg, n_similar=train_cfg.n_similar)
-    max_iter = int(train_cfg.max_iter)
-    plan_arrays = _Plan(plan, max_iter, train_cfg.batch_size)
-    device = select_device(train_cfg.device)
-    bank = _FeatureBank(
-        features,
-        plan_arrays.video_ids,
-        device,
-        train_cfg.features_on_device,
-        train_cfg.truncate_to_valid_length,
-    )
-    if bank.width != 2 * model_cfg.feature_dim:
-        raise ValueError(
-            f"features have {bank.width} columns, expected {2 * model_cfg.feature_dim} "
-            f"(2 x ModelConfig.feature_dim)"
-        )
-    label_rows = torch.from_numpy(_label_matrix(labels, plan_arrays.video_ids)).to(device)
-    if label_rows.shape[1] != model_cfg.n_classes:
-        raise ValueError(
-            f"labels have {label_rows.shape[1]} classes, expected {model_cfg.n_classes}"
-        )
-    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    if checkpoint_path is not None:
-        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-
-    with _RunSettings(train_cfg.deterministic, device, train_cfg.cpu_threads):
+    run = _Run(features, labels, plan, model_cfg, loss_cfg, train_cfg, checkpoint_dir)
+    run.selection_score, run.on_metrics = selection_score, on_metrics
+    run.reference_stream = reference_stream
+    run.test_curve = test_curve if test_curve_every else None
+    run.test_curve_every = int(test_curve_every)
+    with _RunSettings(train_cfg.deterministic, run.device, train_cfg.cpu_threads):
         seed_everything(train_cfg.seed)
+        run.build()
+        if train_cfg.resume and run.checkpoint_path is not None and run.checkpoint_path.exists():
+            run.restore()
+        seconds = run.loop(progress)
+    return run.result(seconds)
+
+
+class _Run:
+    """One training run: its inputs on the device, the model and optimiser, and everything a
+    checkpoint restores (history, selection scores, test curve, best weights)."""
+
+    def __init__(
+        self,
+        features: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        plan: pd.DataFrame,
+        model_cfg: ModelConfig,
+        loss_cfg: LossConfig,
+        train_cfg: TrainConfig,
+        checkpoint_dir: Path | None,
+    ) -> None:
+        self.model_cfg, self.loss_cfg, self.cfg = model_cfg, loss_cfg, train_cfg
+        self.max_iter = int(train_cfg.max_iter)
+        self.plan = _Plan(plan, self.max_iter, train_cfg.batch_size)
+        self.device = select_device(train_cfg.device)
+        self.bank = _FeatureBank(
+            features,
+            self.plan.video_ids,
+            self.device,
+            train_cfg.features_on_device,
+            train_cfg.truncate_to_valid_length,
+            memory_budget_gb=train_cfg.feature_memory_gb,
+        )
+        if self.bank.width != 2 * model_cfg.feature_dim:
+            raise ValueError(
+                f"features have {self.bank.width} columns, expected {2 * model_cfg.feature_dim} "
+                f"(2 x ModelConfig.feature_dim)"
+            )
+        label_rows = torch.from_numpy(_label_matrix(labels, self.plan.video_ids))
+        if label_rows.shape[1] != model_cfg.n_classes:
+            raise ValueError(
+                f"labels have {label_rows.shape[1]} classes, expected {model_cfg.n_classes}"
+            )
+        self.label_rows = label_rows.to(self.device)
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        if self.checkpoint_path is not None:
+            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        self.selection_score: Callable[[nn.Module, int], float] | None = None
+        self.on_metrics: Callable[[int, dict[str, float]], None] | None = None
+        self.reference_stream: ReferenceBatchStream | None = None
+        self.test_curve: Callable[[nn.Module, int], dict[str, float]] | None = None
+        self.test_curve_every = 0
+        self.history: list[dict[str, float]] = []
+        self.scores: list[tuple[int, float]] = []
+        self.curve: list[dict[str, float]] = []
+        self.best: dict[str, Any] = {"iteration": None, "score": -float("inf"), "state": None}
+        self.start = 0
+
+    def build(self) -> None:
         # Built directly on the device, as the reference (default tensor type CUDA) does, so
         # the initial weights come from that device's generator.
-        with torch.device(device):
-            model = build_model(model_cfg)
-        optimizer = torch.optim.Adam(
-            model.parameters(),
-            lr=train_cfg.lr,
-            weight_decay=train_cfg.weight_decay,
-            fused=bool(train_cfg.fused_adam and device.type == "cuda") or None,
+        with torch.device(self.device):
+            self.model = build_model(self.model_cfg)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=self.cfg.lr,
+            weight_decay=self.cfg.weight_decay,
+            fused=bool(self.cfg.fused_adam and self.device.type == "cuda") or None,
         )
-        history: list[dict[str, float]] = []
-        scores: list[tuple[int, float]] = []
-        best: dict[str, Any] = {"iteration": None, "score": -float("inf"), "state": None}
-        start = 0
-        if train_cfg.resume and checkpoint_path is not None and checkpoint_path.exists():
-            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            _check_resume(ckpt, model_cfg, loss_cfg, train_cfg, plan_arrays, checkpoint_path)
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            _set_rng_state(ckpt["rng"], device)
-            history = [
-                dict(zip(ckpt["history_columns"], row, strict=True)) for row in ckpt["history"]
-            ]
-            scores = [(int(i), float(s)) for i, s in ckpt["scores"]]
-            best = {
-                "iteration": ckpt["best_iteration"],
-                "score": float(ckpt["best_score"]),
-                "state": ckpt["best_state"],
-            }
-            start = int(ckpt["iteration"]) + 1
-            logger.info("resuming from %s at iteration %d", checkpoint_path, start)
 
-        def save_checkpoint(itr: int) -> None:
-            if checkpoint_path is None:
-                return
-            columns = list(history[0]) if history else []
-            _atomic_save(
-                {
-                    "format": _CHECKPOINT_FORMAT,
-                    "iteration": itr,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": _rng_state(device),
-                    "history_columns": columns,
-                    "history": [[row[c] for c in columns] for row in history],
-                    "scores": scores,
-                    "best_iteration": best["iteration"],
-                    "best_score": best["score"],
-                    "best_state": best["state"],
-                    "plan_digest": plan_arrays.digest(itr + 1),
-                    "model_config": model_cfg.to_dict(),
-                    "loss_config": loss_cfg.to_dict(),
-                    "train_config": train_cfg.to_dict(),
-                },
-                checkpoint_path,
+    def restore(self) -> None:
+        path = self.checkpoint_path
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        _check_resume(ckpt, self.model_cfg, self.loss_cfg, self.cfg, self.plan, path)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(ckpt["rng"], self.device)
+        self.history = [
+            dict(zip(ckpt["history_columns"], row, strict=True)) for row in ckpt["history"]
+        ]
+        self.scores = [(int(i), float(s)) for i, s in ckpt["scores"]]
+        self.curve = [dict(row) for row in ckpt.get("test_curve", [])]
+        self.best = {
+            "iteration": ckpt["best_iteration"],
+            "score": float(ckpt["best_score"]),
+            "state": ckpt["best_state"],
+        }
+        self.start = int(ckpt["iteration"]) + 1
+        logger.info("resuming from %s at iteration %d", path, self.start)
+
+    def save_checkpoint(self, itr: int) -> None:
+        if self.checkpoint_path is None:
+            return
+        columns = list(self.history[0]) if self.history else []
+        _atomic_save(
+            {
+                "format": _CHECKPOINT_FORMAT,
+                "iteration": itr,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": _rng_state(self.device),
+                "history_columns": columns,
+                "history": [[row[c] for c in columns] for row in self.history],
+                "scores": self.scores,
+                "test_curve": self.curve,
+                "best_iteration": self.best["iteration"],
+                "best_score": self.best["score"],
+                "best_state": self.best["state"],
+                "plan_digest": self.plan.digest(itr + 1),
+                "model_config": self.model_cfg.to_dict(),
+                "loss_config": self.loss_cfg.to_dict(),
+                "train_config": self.cfg.to_dict(),
+            },
+            self.checkpoint_path,
+        )
+
+    def batch(self, itr: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (B, T, 2D) and labels (B, C) of iteration `itr`, on the device."""
+        videos = self.plan.videos[itr]
+        if self.reference_stream is None:
+            idx = batch_snippet_indices(
+                self.bank.lengths[videos],
+                self.plan.seeds[itr],
+                self.cfg.max_seqlen,
+                self.cfg.sampling,
+                closed_upper=self.cfg.closed_upper,
             )
+        else:
+            idx = _reference_batch(self.reference_stream, self.plan, itr)
+        if self.cfg.truncate_to_valid_length:
+            idx = idx[:, : max(1, self.bank.valid_length(videos, idx))]
+        return self.bank.gather(videos, idx), self.label_rows[_to_device(videos, self.device)]
 
-        autocast = bool(train_cfg.bf16)
-        if autocast and not bf16_is_fast(device):
+    def score_point(self, itr: int, is_point: bool, is_final: bool) -> dict[str, float]:
+        """Selection score and test-curve point where due; returns the extra metrics."""
+        extra: dict[str, float] = {}
+        if self.cfg.selection != "last" and (
+            is_point or (is_final and self.cfg.score_final_iteration)
+        ):
+            select = self.selection_score
+            score = float(_in_eval_mode(self.model, lambda m: select(m, itr), self.device))
+            self.scores.append((itr, score))
+            extra["selection_score"] = score
+            if score > self.best["score"]:
+                self.best = {"iteration": itr, "score": score, "state": _cpu_state(self.model)}
+                if self.checkpoint_path is not None:
+                    _atomic_save(self.best["state"], self.checkpoint_path.with_name(BEST_NAME))
+        due = itr > 0 and itr % max(1, self.test_curve_every) == 0
+        if self.test_curve is not None and (due or is_final):
+            curve = self.test_curve
+            values = _in_eval_mode(self.model, lambda m: curve(m, itr), self.device)
+            self.curve.append({"iteration": float(itr), **values})
+        return extra
+
+    def loop(self, progress: bool) -> float:
+        """Iterations start..max_iter-1; returns seconds per iteration."""
+        autocast = bool(self.cfg.bf16)
+        if autocast and not bf16_is_fast(self.device):
             logger.warning("bf16 on a CPU without AMX / AVX512-BF16 is slower than float32")
-        model.train()
+        if self.reference_stream is not None:
+            self.reference_stream.skip(self.start)
+        self.model.train()
         t0 = time.perf_counter()
-        running, running_n = 0.0, 0
-        pending: list[tuple[int, torch.Tensor]] = []
-        metrics_every = train_cfg.metrics_every or (1 if device.type == "cpu" else 25)
+        metrics = _MetricsBuffer(
+            self.cfg.metrics_every or (1 if self.device.type == "cpu" else 25),
+            self.history,
+            self.on_metrics,
+        )
         bar = tqdm(
-            range(start, max_iter),
-            initial=start,
-            total=max_iter,
+            range(self.start, self.max_iter),
+            initial=self.start,
+            total=self.max_iter,
             disable=not progress,
             desc="train",
             # redirected output (logs, CI) gets a line every 30 s instead of one per update
@@ -524,111 +597,109 @@ def train_model(
             dynamic_ncols=True,
         )
         for itr in bar:
-            videos = plan_arrays.videos[itr]
-            idx = batch_snippet_indices(
-                bank.lengths[videos],
-                plan_arrays.seeds[itr],
-                train_cfg.max_seqlen,
-                train_cfg.sampling,
-                closed_upper=train_cfg.closed_upper,
-            )
-            if train_cfg.truncate_to_valid_length:
-                idx = idx[:, : max(1, bank.valid_length(videos, idx))]
-            x = bank.gather(videos, idx)
-            y = label_rows[_to_device(videos, device)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                out = model(x)
-            if autocast:
-                out = ModelOutputs(*(t.float() for t in out))
-            total, terms = co2net_loss(out, y, loss_cfg)
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-
-            names = [*terms, "total"]
-            pending.append(
-                (itr, torch.stack([t.detach().float() for t in (*terms.values(), total)]))
-            )
-
-            is_point = itr > 0 and itr % train_cfg.interval == 0
-            is_final = itr == max_iter - 1
-            extra: dict[str, float] = {}
-            if train_cfg.selection != "last" and (
-                is_point or (is_final and train_cfg.score_final_iteration)
-            ):
-                score = _score(model, selection_score, itr, device)
-                scores.append((itr, score))
-                extra["selection_score"] = score
-                if score > best["score"]:
-                    best = {"iteration": itr, "score": score, "state": _cpu_state(model)}
-                    if checkpoint_path is not None:
-                        _atomic_save(best["state"], checkpoint_path.with_name(BEST_NAME))
-            if is_point or is_final or len(pending) >= metrics_every:
-                # One device->host transfer for every buffered iteration's values.
-                values = torch.stack([v for _, v in pending]).cpu().tolist()
-                for (done, _), row in zip(pending, values, strict=True):
-                    metrics = dict(zip(names, row, strict=True))
-                    history.append({"iteration": done, **metrics})
-                    running += metrics["total"]
-                    running_n += 1
-                    if on_metrics is not None:
-                        on_metrics(done, metrics | extra if done == itr else metrics)
-                pending.clear()
-                bar.set_postfix(loss=f"{running / running_n:.4f}", refresh=False)
+            x, y = self.batch(itr)
+            total, terms = train_step(self.model, self.optimizer, x, y, self.loss_cfg, autocast)
+            is_point = itr > 0 and itr % self.cfg.interval == 0
+            is_final = itr == self.max_iter - 1
+            metrics.add(itr, terms, total)
+            extra = self.score_point(itr, is_point, is_final)
+            if is_point or is_final or metrics.full():
+                bar.set_postfix(loss=f"{metrics.flush(itr, extra):.4f}", refresh=False)
             if is_point or is_final:
-                save_checkpoint(itr)
-            if is_point:
-                running, running_n = 0.0, 0
+                self.save_checkpoint(itr)
+                metrics.reset_running()
         bar.close()
-        n_run = max_iter - start
-        seconds = (time.perf_counter() - t0) / n_run if n_run > 0 else float("nan")
+        n_run = self.max_iter - self.start
+        return (time.perf_counter() - t0) / n_run if n_run > 0 else float("nan")
 
-    final_iteration = max_iter - 1
-    if train_cfg.selection == "last":
-        state, selected, note = _cpu_state(model), final_iteration, "final weights"
-    elif best["state"] is None:
-        state, selected = _cpu_state(model), final_iteration
-        note = "no scoring point reached (max_iter <= interval): final weights"
-    else:
-        state, selected = best["state"], int(best["iteration"])
-        note = (
-            f"best {train_cfg.selection} score {best['score']:.6g} at iteration {selected} "
-            f"of {len(scores)} scored (higher is better)"
+    def result(self, seconds: float) -> TrainResult:
+        final_iteration = self.max_iter - 1
+        best, scores = self.best, self.scores
+        if self.cfg.selection == "last":
+            state, selected, note = _cpu_state(self.model), final_iteration, "final weights"
+        elif best["state"] is None:
+            state, selected = _cpu_state(self.model), final_iteration
+            note = "no scoring point reached (max_iter <= interval): final weights"
+        else:
+            state, selected = best["state"], int(best["iteration"])
+            note = (
+                f"best {self.cfg.selection} score {best['score']:.6g} at iteration {selected} "
+                f"of {len(scores)} scored (higher is better)"
+            )
+        result_model = self.model.to("cpu")
+        result_model.load_state_dict(state)
+        result_model.eval()
+        history = self.history
+        columns = ["iteration", *[c for c in (history[0] if history else {}) if c != "iteration"]]
+        curve = pd.DataFrame(self.curve)
+        if not curve.empty:
+            curve["iteration"] = curve["iteration"].astype(np.int64)
+        return TrainResult(
+            model=result_model,
+            state_dict=state,
+            history=pd.DataFrame(history, columns=columns),
+            selected_iteration=selected,
+            selection=self.cfg.selection,
+            selection_note=note,
+            selection_scores=pd.DataFrame(scores, columns=["iteration", "score"]),
+            seconds_per_iteration=seconds,
+            device=str(self.device),
+            test_curve=curve,
         )
-    result_model = model.to("cpu")
-    result_model.load_state_dict(state)
-    result_model.eval()
-    columns = ["iteration", *[c for c in (history[0] if history else {}) if c != "iteration"]]
-    return TrainResult(
-        model=result_model,
-        state_dict=state,
-        history=pd.DataFrame(history, columns=columns),
-        selected_iteration=selected,
-        selection=train_cfg.selection,
-        selection_note=note,
-        selection_scores=pd.DataFrame(scores, columns=["iteration", "score"]),
-        seconds_per_iteration=seconds,
-        device=str(device),
-    )
 
 
-def _score(
-    model: nn.Module,
-    selection_score: Callable[[nn.Module, int], float] | None,
-    itr: int,
-    device: torch.device,
-) -> float:
-    """Selection score in eval mode; the torch RNG is forked so scoring cannot change the
-    dropout stream of the following iterations (keeps resume and replay exact)."""
-    assert selection_score is not None
+class _MetricsBuffer:
+    """Loss values kept on the device and fetched every `every` iterations (one transfer for
+    all of them), then appended to `history` and passed to `on_metrics` in order."""
+
+    def __init__(
+        self,
+        every: int,
+        history: list[dict[str, float]],
+        on_metrics: Callable[[int, dict[str, float]], None] | None,
+    ) -> None:
+        self.every, self.history, self.on_metrics = every, history, on_metrics
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.names: list[str] = []
+        self.running, self.running_n = 0.0, 0
+
+    def add(self, itr: int, terms: Mapping[str, torch.Tensor], total: torch.Tensor) -> None:
+        self.names = [*terms, "total"]
+        values = torch.stack([t.detach().float() for t in (*terms.values(), total)])
+        self.pending.append((itr, values))
+
+    def full(self) -> bool:
+        return len(self.pending) >= self.every
+
+    def flush(self, itr: int, extra: Mapping[str, float]) -> float:
+        """Fetch every buffered iteration's values; `extra` goes with iteration `itr`.
+        Returns the running mean of the total loss."""
+        values = torch.stack([v for _, v in self.pending]).cpu().tolist()
+        for (done, _), row in zip(self.pending, values, strict=True):
+            metrics = dict(zip(self.names, row, strict=True))
+            self.history.append({"iteration": done, **metrics})
+            self.running += metrics["total"]
+            self.running_n += 1
+            if self.on_metrics is not None:
+                self.on_metrics(done, metrics | dict(extra) if done == itr else metrics)
+        self.pending.clear()
+        return self.running / max(1, self.running_n)
+
+    def reset_running(self) -> None:
+        self.running, self.running_n = 0.0, 0
+
+
+def _in_eval_mode(model: nn.Module, fn: Callable[[nn.Module], Any], device: torch.device) -> Any:
+    """fn(model) in eval mode, then back to train mode; the torch RNG is forked so scoring
+    cannot change the dropout stream of the following iterations (keeps resume and replay
+    exact, and a run with a test curve equal to one without)."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         model.eval()
         try:
-            score = float(selection_score(model, itr))
+            return fn(model)
         finally:
             model.train()
-    return score
 
 
 def _check_resume(

@@ -139,6 +139,77 @@ def load_wtalc_annotations(folder: str | Path, name: str | None = None) -> Annot
     return Annotations(name, classlist, videos, segments, ambiguous)
 
 
+def _examples(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]:
+    """What differs between a user's annotations and the shipped ones, one line per aspect.
+
+    Compares the class list, the video names, their order, durations, video-level labels and
+    segments (videos in both sets). Empty when they agree.
+    """
+    lines = []
+    if list(ours.classlist) != list(shipped.classlist):
+        pairs = list(zip(ours.classlist, shipped.classlist, strict=False))
+        first = next((i for i, (a, b) in enumerate(pairs) if a != b), len(pairs))
+        lines.append(
+            f"class list: {len(ours.classlist)} classes vs {len(shipped.classlist)} shipped, "
+            f"first difference at index {first}"
+        )
+    ids = ours.videos["video_id"].tolist()
+    ref_ids = shipped.videos["video_id"].tolist()
+    only_ours = [v for v in ids if v not in set(ref_ids)]
+    only_shipped = [v for v in ref_ids if v not in set(ids)]
+    if only_ours:
+        lines.append(
+            f"video names: {len(only_ours)} not in the shipped set ({_examples(only_ours)})"
+        )
+    if only_shipped:
+        lines.append(
+            f"video names: {len(only_shipped)} shipped video(s) missing ({_examples(only_shipped)})"
+        )
+    common = [v for v in ids if v in set(ref_ids)]
+    ref_common = [v for v in ref_ids if v in set(ids)]
+    if common != ref_common:
+        first = next(i for i, (a, b) in enumerate(zip(common, ref_common, strict=True)) if a != b)
+        lines.append(
+            f"video order: differs from position {first} ({common[first]} vs {ref_common[first]})"
+        )
+    a = ours.videos.set_index("video_id").loc[common]
+    b = shipped.videos.set_index("video_id").loc[common]
+    gap = np.abs(a["duration_s"].to_numpy(float) - b["duration_s"].to_numpy(float))
+    changed = [v for v, g in zip(common, gap, strict=True) if not g <= 1e-6]
+    if changed:
+        lines.append(
+            f"durations: {len(changed)} video(s) differ, by up to {np.nanmax(gap):.3f} s "
+            f"({_examples(changed)})"
+        )
+    relabelled = [
+        v
+        for v, x, y in zip(common, a["labels"], b["labels"], strict=True)
+        if sorted(x) != sorted(y)
+    ]
+    if relabelled:
+        lines.append(f"labels: {len(relabelled)} video(s) differ ({_examples(relabelled)})")
+
+    def by_video(segments: pd.DataFrame) -> dict[str, list]:
+        keyed = segments.assign(
+            t_start_s=segments["t_start_s"].round(6), t_end_s=segments["t_end_s"].round(6)
+        )
+        return {
+            v: sorted(map(tuple, g[["t_start_s", "t_end_s", "label"]].to_numpy().tolist()))
+            for v, g in keyed.groupby("video_id", sort=False)
+        }
+
+    seg_a, seg_b = by_video(ours.segments), by_video(shipped.segments)
+    moved = [v for v in common if seg_a.get(v, []) != seg_b.get(v, [])]
+    if moved:
+        lines.append(f"segments: {len(moved)} video(s) differ ({_examples(moved)})")
+    return lines
+
+
 def load_ambiguous_intervals(path: str | Path) -> pd.DataFrame:
     """THUMOS14 `Ambiguous_test.txt`: `<video>  <start_s> <end_s>` per line (any whitespace)."""
     rows = []

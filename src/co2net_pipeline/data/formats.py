@@ -14,22 +14,33 @@ Problems raise `FeatureFormatError` (a `ValueError`) naming the file and the vid
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from co2net_pipeline.data.annotations import (
+    SHIPPED_DATASETS,
     Annotations,
+    annotation_differences,
     load_activitynet_json,
+    load_ambiguous_intervals,
     load_ground_truth_csv,
+    load_shipped_annotations,
     load_wtalc_annotations,
+    shipped_annotations_dir,
 )
 from co2net_pipeline.data.errors import DataValidationError
-from co2net_pipeline.data.safe_npy import load_npy
+from co2net_pipeline.data.npy_stream import iter_object_npy
+from co2net_pipeline.data.safe_npy import UnsafeNpyError, load_npy
+
+logger = logging.getLogger(__name__)
 
 FORMATS = ("wtalc", "npy-folder", "hdf5")
 WTALC_FEATURES_SUFFIX = "-I3D-JOINTFeatures.npy"
@@ -166,9 +177,10 @@ def _wtalc_header(path: Path) -> tuple[int, int | None]:
 class WtalcFeatureSource(FeatureSource):
     """`<Name>-I3D-JOINTFeatures.npy` aligned by position with the annotation `videoname.npy`.
 
-    The object array is unpickled on first use and kept (one copy) until `close()`, so the
-    validation pass and the store-writing pass share it. Entries beyond the annotation list get
-    ids `<entry N>` (validation reports them as features without annotation).
+    Streamed: every pass over the features unpickles the object array entry by entry
+    (`npy_stream.iter_object_npy`), so memory holds about one video, never the file. A dense
+    (N, T, 2D) array is memory-mapped. Entries beyond the annotation list get ids `<entry N>`
+    (validation reports them as features without annotation).
     """
 
     format = "wtalc"
@@ -178,12 +190,12 @@ class WtalcFeatureSource(FeatureSource):
     ):
         super().__init__(path, annotation_paths)
         self._annotated = list(annotated_ids)
-        self._entries: np.ndarray | None = None
         self._n_entries, self._width = _wtalc_header(self.path)
         ids = self._annotated[: self._n_entries]
         ids += [f"<entry {i}>" for i in range(len(ids), self._n_entries)]
         self._ids = ids
         self._position = {vid: i for i, vid in enumerate(ids)}
+        self.layout: WtalcLayout | None = None
 
     @property
     def video_ids(self) -> list[str]:
@@ -196,29 +208,63 @@ class WtalcFeatureSource(FeatureSource):
     def location(self, video_id: str) -> str:
         return f"{self.path}[{self._position.get(video_id, '?')}]"
 
-    def _load(self) -> np.ndarray:
-        if self._entries is None:
+    def _entries(self) -> Iterator[np.ndarray]:
+        """Every entry in file order, one at a time."""
+        if self._width is not None:  # dense (N, T, 2D): memory-mapped, one video copied out
+            dense = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            for i in range(len(dense)):
+                yield np.array(dense[i])
+            return
+        try:
             # encoding="bytes" as the reference: Python-2 pickled arrays need it for their buffers.
-            entries = load_npy(self.path, encoding="bytes")
-            if len(entries) != self._n_entries:
-                raise FeatureFormatError(
-                    f"{self.path}: header says {self._n_entries} entries, read {len(entries)}"
-                )
-            self._entries = entries
-        return self._entries
+            yield from iter_object_npy(self.path, encoding="bytes")
+        except UnsafeNpyError:
+            raise
+        except ValueError as exc:
+            raise FeatureFormatError(str(exc)) from exc
 
-    def _read(self, video_id: str) -> np.ndarray:
-        if video_id not in self._position:
-            raise FeatureFormatError(f"{self.path}: no features for video {video_id}")
-        entry = self._load()[self._position[video_id]]
+    def iter_features(
+        self, video_ids: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """One streamed pass over the file; `video_ids` (default: all) in file order.
+
+        A request out of file order is served by holding the requested entries until their
+        turn (memory then grows with the request; ingestion always asks in file order).
+        """
+        wanted = self.video_ids if video_ids is None else list(video_ids)
+        for vid in wanted:
+            if vid not in self._position:
+                raise FeatureFormatError(f"{self.path}: no features for video {vid}")
+        positions = [self._position[v] for v in wanted]
+        in_order = all(a < b for a, b in zip(positions, positions[1:], strict=False))
+        by_position = dict(zip(positions, wanted, strict=True))
+        held: dict[str, np.ndarray] = {}
+        next_out = 0
+        for i, entry in enumerate(self._entries()):
+            if next_out == len(wanted):
+                break
+            vid = by_position.get(i)
+            if vid is None:
+                continue
+            entry = self._check_entry(vid, entry)
+            if in_order:
+                next_out += 1
+                yield vid, entry
+                continue
+            held[vid] = entry
+            while next_out < len(wanted) and wanted[next_out] in held:
+                yield wanted[next_out], held.pop(wanted[next_out])
+                next_out += 1
+
+    def _check_entry(self, video_id: str, entry: object) -> np.ndarray:
         if not isinstance(entry, np.ndarray):
             raise FeatureFormatError(
                 f"{self.location(video_id)}: video {video_id}: entry is a {type(entry).__name__}, not an array"
             )
         return entry
 
-    def close(self) -> None:
-        self._entries = None
+    def _read(self, video_id: str) -> np.ndarray:
+        return next(self.iter_features([video_id]))[1]
 
 
 class NpyFolderSource(FeatureSource):
@@ -390,30 +436,190 @@ def _load_annotations(path: Path, name: str | None) -> Annotations:
     raise ValueError(f"{path}: annotations must be a W-TALC folder, a .json or a .csv file")
 
 
-def _wtalc_paths(features_path: Path, dataset_name: str | None) -> tuple[Path, str]:
-    """(feature file, dataset name) from a W-TALC folder or feature file path."""
-    if features_path.is_dir():
-        if dataset_name:
-            candidate = features_path / f"{dataset_name}{WTALC_FEATURES_SUFFIX}"
-            if not candidate.is_file():
-                raise FileNotFoundError(f"{candidate}: W-TALC feature file not found")
-            return candidate, dataset_name
-        found = sorted(features_path.glob(f"*{WTALC_FEATURES_SUFFIX}"))
-        if len(found) != 1:
-            what = "no" if not found else f"{len(found)}"
-            raise FileNotFoundError(
-                f"{features_path}: {what} '*{WTALC_FEATURES_SUFFIX}' file(s); pass the file or dataset_name"
-            )
-        features_path = found[0]
-    if not features_path.is_file():
-        raise FileNotFoundError(f"{features_path}: W-TALC feature file not found")
-    name = features_path.name
-    inferred = (
-        name[: -len(WTALC_FEATURES_SUFFIX)]
-        if name.endswith(WTALC_FEATURES_SUFFIX)
-        else features_path.stem
+# Videos per shipped dataset: a W-TALC feature file with this many entries is that dataset.
+SHIPPED_VIDEO_COUNTS = {"thumos14": 412, "activitynet12": 7202}
+AMBIGUOUS_FILE = "Ambiguous_test.txt"
+
+
+@dataclass(frozen=True)
+class WtalcLayout:
+    """Where a W-TALC dataset's files are, as found on disk.
+
+    features_file: `<Name>-I3D-JOINTFeatures.npy`. name: the dataset name (`<Name>`).
+    shipped: "thumos14" / "activitynet12" when the name or the entry count says which shipped
+        dataset this is, else None.
+    annotations_dir: the user's `<Name>-Annotations/` folder, or the shipped one.
+    annotations_origin: "user" or "shipped".
+    ambiguous_file: the `Ambiguous_test.txt` used (the user's, else the shipped THUMOS14 one),
+        or None when the dataset has none. ambiguous_origin: "user", "shipped" or "none".
+    """
+
+    features_file: Path
+    name: str
+    shipped: str | None
+    annotations_dir: Path
+    annotations_origin: str
+    ambiguous_file: Path | None
+    ambiguous_origin: str
+
+    @property
+    def ambiguous_state(self) -> str:
+        """One line for logs and the MLflow run, e.g. `on (shipped Ambiguous_test.txt)`."""
+        if self.ambiguous_file is None:
+            return f"off (no {AMBIGUOUS_FILE} for {self.name})"
+        return f"on ({self.ambiguous_origin} {AMBIGUOUS_FILE})"
+
+
+def _shipped_key(name: str | None, n_entries: int | None) -> str | None:
+    """The shipped dataset a name ("Thumos14reduced", "thumos14") or an entry count designates."""
+    if name:
+        lowered = name.lower()
+        for key, shipped_name in SHIPPED_DATASETS.items():
+            if lowered in (key, shipped_name.lower()):
+                return key
+    for key, count in SHIPPED_VIDEO_COUNTS.items():
+        if n_entries == count:
+            return key
+    return None
+
+
+def _expected_layout() -> str:
+    return " or ".join(
+        f"{name}{WTALC_FEATURES_SUFFIX} ({SHIPPED_VIDEO_COUNTS[key]} videos)"
+        for key, name in SHIPPED_DATASETS.items()
     )
-    return features_path, dataset_name or inferred
+
+
+def _find_features_file(features_path: Path, dataset_name: str | None) -> Path:
+    if not features_path.is_dir():
+        if not features_path.is_file():
+            raise FileNotFoundError(f"{features_path}: W-TALC feature file not found")
+        return features_path
+    if dataset_name:
+        candidate = features_path / f"{dataset_name}{WTALC_FEATURES_SUFFIX}"
+        if candidate.is_file():
+            return candidate
+        shipped = _shipped_key(dataset_name, None)
+        if shipped is None or not list(features_path.glob(f"*{WTALC_FEATURES_SUFFIX}")):
+            raise FileNotFoundError(f"{candidate}: W-TALC feature file not found")
+    found = sorted(features_path.glob(f"*{WTALC_FEATURES_SUFFIX}"))
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        raise FileNotFoundError(
+            f"{features_path}: {what} '*{WTALC_FEATURES_SUFFIX}' file(s); expected one of "
+            f"{_expected_layout()}, optionally beside its -Annotations folder "
+            "(or pass the file or dataset_name)"
+        )
+    return found[0]
+
+
+def resolve_wtalc_layout(
+    features_path: str | Path,
+    annotations_path: str | Path | None = None,
+    dataset_name: str | None = None,
+) -> WtalcLayout:
+    """Find the feature file, the annotation folder and `Ambiguous_test.txt` of a W-TALC dataset.
+
+    Accepts the layouts W-TALC distributes: the feature file alone (the shipped annotations of
+    THUMOS14 / ActivityNet1.2 are used, recognised by name or by video count), the feature file
+    beside its `<Name>-Annotations/` folder (with or without `Ambiguous_test.txt`), or a folder
+    holding either. A THUMOS14 annotation folder without `Ambiguous_test.txt` gets the shipped
+    one (W-TALC's folder never had it; the reference reads it from its own repository).
+    Raises FileNotFoundError / FeatureFormatError with one line naming the path and what was
+    expected.
+    """
+    features_path = Path(features_path)
+    if not features_path.exists():
+        raise FileNotFoundError(f"{features_path}: features not found")
+    feat_file = _find_features_file(features_path, dataset_name)
+    n_entries, _ = _wtalc_header(feat_file)  # a broken feature file is reported first
+    inferred = (
+        feat_file.name[: -len(WTALC_FEATURES_SUFFIX)]
+        if feat_file.name.endswith(WTALC_FEATURES_SUFFIX)
+        else feat_file.stem
+    )
+    name = dataset_name or inferred
+    shipped = _shipped_key(name, n_entries) or _shipped_key(inferred, None)
+    if annotations_path is not None:
+        ann_dir = Path(annotations_path)
+        if not ann_dir.exists():
+            raise FileNotFoundError(f"{ann_dir}: annotation folder not found")
+        origin = "user"
+    elif (feat_file.parent / f"{name}-Annotations").is_dir():
+        ann_dir, origin = feat_file.parent / f"{name}-Annotations", "user"
+    elif (feat_file.parent / f"{inferred}-Annotations").is_dir():
+        ann_dir, origin = feat_file.parent / f"{inferred}-Annotations", "user"
+    elif shipped is not None:
+        ann_dir, origin = shipped_annotations_dir(shipped), "shipped"
+        expected = SHIPPED_VIDEO_COUNTS[shipped]
+        if n_entries != expected:
+            raise FeatureFormatError(
+                f"{feat_file}: {n_entries} videos, but the shipped {SHIPPED_DATASETS[shipped]} "
+                f"annotations have {expected}; put the matching {name}-Annotations folder beside it"
+            )
+    else:
+        raise FeatureFormatError(
+            f"{feat_file}: {n_entries} videos match neither "
+            + " nor ".join(f"{SHIPPED_DATASETS[k]} ({c})" for k, c in SHIPPED_VIDEO_COUNTS.items())
+            + f", and there is no {name}-Annotations folder beside it (or pass annotations_path)"
+        )
+    ambiguous_file: Path | None = None
+    ambiguous_origin = "none"
+    if ann_dir.is_dir() and (ann_dir / AMBIGUOUS_FILE).is_file():
+        ambiguous_file = ann_dir / AMBIGUOUS_FILE
+        ambiguous_origin = "shipped" if origin == "shipped" else "user"
+    elif shipped is not None and (shipped_annotations_dir(shipped) / AMBIGUOUS_FILE).is_file():
+        ambiguous_file = shipped_annotations_dir(shipped) / AMBIGUOUS_FILE
+        ambiguous_origin = "shipped"
+    return WtalcLayout(feat_file, name, shipped, ann_dir, origin, ambiguous_file, ambiguous_origin)
+
+
+def layout_summary(source: FeatureSource, annotations: Annotations) -> dict[str, str]:
+    """Where the annotations and the ambiguous intervals came from, for the report and MLflow.
+
+    {} for sources without a W-TALC layout (npy-folder, hdf5).
+    """
+    layout = getattr(source, "layout", None)
+    if layout is None:
+        return {}
+    if layout.ambiguous_file is None:
+        ambiguous = f"none (no {AMBIGUOUS_FILE} for {layout.name}: ambiguous filter off)"
+    else:
+        ambiguous = (
+            f"{layout.ambiguous_origin} {AMBIGUOUS_FILE} ({len(annotations.ambiguous)} intervals)"
+        )
+    return {
+        "annotations_source": f"{layout.annotations_origin} ({layout.annotations_dir})",
+        "ambiguous_intervals": ambiguous,
+    }
+
+
+def _log_layout(layout: WtalcLayout, annotations: Annotations) -> None:
+    """INFO / WARNING lines saying which annotations and which ambiguous intervals are used."""
+    if layout.annotations_origin == "shipped":
+        logger.info(
+            "%s: no %s-Annotations folder beside it; using the shipped %s annotations (%s)",
+            layout.features_file,
+            layout.name,
+            SHIPPED_DATASETS[layout.shipped],
+            layout.annotations_dir,
+        )
+    elif layout.ambiguous_origin == "shipped":
+        logger.warning(
+            "%s has no %s (W-TALC's folder does not ship it): using the shipped one (%s)",
+            layout.annotations_dir,
+            AMBIGUOUS_FILE,
+            layout.ambiguous_file,
+        )
+    if layout.ambiguous_file is None:
+        logger.info("ambiguous filter off: %s has no %s", layout.name, AMBIGUOUS_FILE)
+    else:
+        logger.info(
+            "ambiguous filter %s: %d intervals from %s",
+            layout.ambiguous_state,
+            len(annotations.ambiguous),
+            layout.ambiguous_file,
+        )
 
 
 def open_feature_source(
@@ -425,9 +631,12 @@ def open_feature_source(
     """Open features in format `fmt` ("wtalc", "npy-folder", "hdf5") with their annotations.
 
     wtalc: `features_path` is the folder or the `<Name>-I3D-JOINTFeatures.npy` file; annotations
-    default to `<folder>/<Name>-Annotations/`. Other formats need `annotations_path` (W-TALC
-    folder, ActivityNet JSON or CSV). The dataset name defaults to `<Name>` (wtalc) or the
-    feature path's stem. Nothing is read beyond headers and file lists until iteration.
+    default to `<folder>/<Name>-Annotations/`, else the shipped THUMOS14 / ActivityNet1.2 ones
+    (`resolve_wtalc_layout`; the source's `layout` says what was used, and the differences from
+    the shipped annotations are logged). Other formats need `annotations_path` (W-TALC folder,
+    ActivityNet JSON or CSV) unless `dataset_name` names a shipped dataset. The dataset name
+    defaults to `<Name>` (wtalc) or the feature path's stem. Nothing is read beyond headers and
+    file lists until iteration.
     """
     features_path = Path(features_path)
     if fmt not in FORMATS:
@@ -435,18 +644,36 @@ def open_feature_source(
     if not features_path.exists():
         raise FileNotFoundError(f"{features_path}: features not found")
     if fmt == "wtalc":
-        feat_file, name = _wtalc_paths(features_path, dataset_name)
-        _wtalc_header(feat_file)  # a broken feature file is reported before the annotations
-        ann_path = (
-            Path(annotations_path) if annotations_path else feat_file.parent / f"{name}-Annotations"
-        )
-        if not ann_path.exists():
-            raise FileNotFoundError(
-                f"{ann_path}: annotation folder not found (pass annotations_path)"
+        layout = resolve_wtalc_layout(features_path, annotations_path, dataset_name)
+        annotations = load_annotations(layout.annotations_dir, name=layout.name)
+        if layout.ambiguous_origin == "shipped" and layout.annotations_origin == "user":
+            annotations = dataclasses.replace(
+                annotations, ambiguous=load_ambiguous_intervals(layout.ambiguous_file)
             )
-        annotations = load_annotations(ann_path, name=name)
+        if layout.annotations_origin == "user" and layout.shipped is not None:
+            for line in annotation_differences(
+                annotations, load_shipped_annotations(layout.shipped)
+            ):
+                logger.warning(
+                    "%s differs from the shipped annotations: %s", layout.annotations_dir, line
+                )
+        _log_layout(layout, annotations)
         ids = annotations.videos["video_id"].tolist()
-        return WtalcFeatureSource(feat_file, ids, (ann_path,)), annotations
+        fingerprinted = (layout.annotations_dir,) + (
+            (layout.ambiguous_file,) if layout.ambiguous_origin == "shipped" else ()
+        )
+        source = WtalcFeatureSource(layout.features_file, ids, fingerprinted)
+        source.layout = layout
+        return source, annotations
+    shipped = _shipped_key(dataset_name, None)
+    if annotations_path is None and shipped is not None:
+        annotations_path = shipped_annotations_dir(shipped)
+        logger.info(
+            "%s: no annotations_path; using the shipped %s annotations (%s)",
+            features_path,
+            SHIPPED_DATASETS[shipped],
+            annotations_path,
+        )
     if annotations_path is None:
         raise ValueError(
             f"format '{fmt}' needs annotations_path (ActivityNet JSON, CSV or W-TALC folder)"

@@ -17,9 +17,7 @@ present, skips validation and writing and returns the saved tables (`skipped=Tru
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.data.formats import open_feature_source
+from co2net_pipeline.atomic import atomic_write
+from co2net_pipeline.data.formats import layout_summary, open_feature_source
 from co2net_pipeline.data.store import (
     STORE_FORMAT,
     PendingFeatureStore,
@@ -35,7 +34,6 @@ from co2net_pipeline.data.store import (
     write_feature_store,
 )
 from co2net_pipeline.data.validation import (
-    DataValidationError,
     ValidatedDataset,
     ValidationParams,
     report_to_json,
@@ -89,13 +87,7 @@ def output_paths(
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, write)
 
 
 def write_tables(dataset: ValidatedDataset, report: Mapping, paths: Mapping[str, Path]) -> None:
@@ -208,6 +200,7 @@ def ingest(
 
         dataset, report = validate_dataset(source, annotations, params)
         report["fingerprint"] = fingerprint
+        report.update(layout_summary(source, annotations))
         write_tables(dataset, report, paths)
         write_feature_store(
             store_path,
@@ -228,42 +221,3 @@ def ingest(
         skipped=False,
         paths=paths,
     )
-
-
-def ingest_command(
-    features: str | Path,
-    annotations: str | Path | None = None,
-    fmt: str = "wtalc",
-    dataset_name: str | None = None,
-    output: str | Path | None = None,
-    params: Mapping | None = None,
-) -> int:
-    """`co2net ingest`: print the validation report; 0 on success, 2 (message on stderr) on bad input.
-
-    output: the feature store path; the tables and report then go next to it (default: the
-    data/ layers, see `ingest`). Nothing is written when validation fails.
-    """
-    store_path = Path(output) if output else None
-    out_dir = store_path.parent if store_path else None
-    try:
-        result = ingest(
-            features,
-            annotations,
-            fmt=fmt,
-            dataset_name=dataset_name,
-            store_path=store_path,
-            tables_dir=out_dir,
-            report_dir=out_dir,
-            params=params,
-        )
-    except (DataValidationError, ValueError, FileNotFoundError) as exc:
-        print(f"co2net ingest: error: {exc}", file=sys.stderr)
-        return 2
-    print(report_to_markdown(result.report))
-    if result.skipped:
-        print(f"{result.store_path}: up to date (same inputs and parameters); nothing rewritten")
-    else:
-        print(f"wrote {result.store_path} ({len(result.videos)} videos)")
-        for key in ("videos", "segments", "classlist", "ambiguous", "report_json", "report_md"):
-            print(f"wrote {result.paths[key]}")
-    return 0

@@ -12,9 +12,9 @@ Feature store layout (one file):
                            (fingerprint, dataset_name, params_json, …)
 Array store layout: /videos/<video_id>/<name> arrays, /index/video_ids, root attributes.
 
-Every write goes to `<path>.tmp-<pid>` and is moved over `<path>` with `os.replace` only when
-complete; on any exception (KeyboardInterrupt included) the temporary file is removed, so an
-interrupted write leaves the previous store intact.
+Every write goes through `co2net_pipeline.atomic.atomic_path` (a unique temporary name, moved
+over `<path>` only when complete; on any exception, KeyboardInterrupt included, the temporary
+file is removed), so an interrupted write leaves the previous store intact.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from co2net_pipeline.atomic import atomic_path
+
 STORE_FORMAT = "co2net-feature-store"
 ARRAY_STORE_FORMAT = "co2net-array-store"
 FORMAT_VERSION = 1
@@ -37,22 +39,11 @@ _DTYPES = {"float32": np.float32, "float16": np.float16}
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
-
-
 @contextmanager
 def _atomic_h5(path: str | Path) -> Iterator[h5py.File]:
     """An HDF5 file open for writing at a temporary name, moved to `path` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        with h5py.File(tmp, "w") as fh:
-            yield fh
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        yield fh
 
 
 def _check_key(video_id: str, kind: str = "video id") -> str:
@@ -226,6 +217,11 @@ class FeatureStore:
         """{video_id: float32 (T, 2D)} for `video_ids` (default: all, store order)."""
         return {vid: self[vid] for vid in (self.video_ids if video_ids is None else video_ids)}
 
+    def view(self, video_ids: Iterable[str] | None = None) -> FeatureView:
+        """A lazy `{video_id: float32 (T, 2D)}` mapping over `video_ids` (default: all): each
+        lookup reads that video from the file, so a whole subset is never held in memory."""
+        return FeatureView(self, self.video_ids if video_ids is None else video_ids)
+
     def close(self) -> None:
         if self._fh is not None and self._pid == os.getpid():
             self._fh.close()
@@ -252,6 +248,47 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.path)!r}, videos={len(self)}, feature_dim={self.attrs.get('feature_dim')})"
+
+
+class FeatureView(Mapping):
+    """Read-only `{video_id: float32 (T, 2D)}` over some videos of a `FeatureStore`, read on demand.
+
+    shape_of(video_id) -> (T, 2D) from the store index (no read); nbytes: float32 size of all
+    its videos. Consumers that hold one video at a time (inference, the training feature bank)
+    then need memory for one video, not the subset.
+    """
+
+    def __init__(self, store: FeatureStore, video_ids: Iterable[str]) -> None:
+        self.store = store
+        self._ids = list(video_ids)
+        self._members = set(self._ids)
+        missing = [v for v in self._ids if v not in store]
+        if missing:
+            raise KeyError(
+                f"{store.path}: no video {missing[0]!r} in the feature store ({len(missing)} missing)"
+            )
+        self._width = 2 * store.feature_dim
+
+    def __getitem__(self, video_id: str) -> np.ndarray:
+        if video_id not in self:
+            raise KeyError(video_id)
+        return self.store[video_id]
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def shape_of(self, video_id: str) -> tuple[int, int]:
+        return (self.store.lengths[video_id], self._width)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.store.lengths[v] for v in self._ids) * self._width * 4
 
 
 def read_store_attrs(path: str | Path) -> dict:

@@ -10,11 +10,11 @@ Generative model
 Video v has T = max(1, round(duration·25/16)) snippets (spec §1.1). Each modality m ∈ {r, f}
 (RGB = columns 0..D−1, flow = D..2D−1) is, per snippet t (a row of (T, D)):
 
-    x_t^m =  Σ_k  a_k · e_k(t) · (w_{c_k}^m · μ_{c_k}^m + j_k^m)      action instances k of v
+    x_t^m =  σ · ε_t^m                                                snippet noise
+           + Σ_k  a_k · e_k(t) · (w_{c_k}^m · μ_{c_k}^m + j_k^m)      action instances k of v
            + b_v^m + [m = r] · γ · Σ_{c ∈ C_v} κ_c                    scene (+ RGB class context)
            + d_t^m                                                    slow scene drift
            + g^m ⊙ z_t   (on the n_irr irrelevant channels only)      shared, action-free factors
-           + σ · ε_t^m                                                snippet noise
 
 - e_k(t) = clip(min((t+½ − s_k)/ρ, (e_k − t − ½)/ρ) + ½, 0, 1): a trapezoid over the segment
   [s_k, e_k] = [t_start, t_end]·25/16 (snippet units), with linear onset/offset ramps of width
@@ -23,39 +23,72 @@ Video v has T = max(1, round(duration·25/16)) snippets (spec §1.1). Each modal
   modality) from the D − n_irr action channels, values U(0.5, 1.5) (actions raise some
   channels, like post-ReLU I3D activations). w_c^m ~ signal_strength·U(0.6, 1.4): a class can be
   more visible in one modality than in the other.
-- a_k ~ LogNormal(0, `instance_amplitude_std`): instance strength; j_k^m ~ N(0,
-  `instance_jitter_std`² · signal_strength²) on the class's channels: instance variation.
+- a_k = max(0, 1 + ½·s·n_k)², n_k ~ N(0, 1), s = `instance_amplitude_std`: instance strength,
+  positive and right-skewed with mean ≈ 1 and sd ≈ s (a LogNormal(0, s) look-alike without
+  exp); j_k^m ~ N(0, `instance_jitter_std`² · signal_strength²) on the class's channels:
+  instance variation.
 - b_v^m ~ N(0, `background_std`²) per video and channel: the scene. κ_c ~ N(0, 1) on the action
   channels: the class's typical scene (billiard table, pool); C_v = classes of v's segments;
   γ = `context_strength`. The context appears in background snippets too, so RGB alone
   confuses "scene of class c" with "action c" — the attention has to resolve it with flow.
-- d_t^m: per channel a stationary AR(1), d_t = φ d_{t−1} + √(1−φ²)·`drift_std`·ξ_t,
-  φ = exp(−1/`drift_timescale`), independent per modality.
-- z_t ∈ R^{n_irr}: stationary AR(1) with std `irrelevant_std` and timescale
+- d_t^m: per channel a stationary AR(1), d_t = φ d_{t−1} + √(1−φ²)·`drift_std`·ξ_t with
+  φ = τ/(1+τ), τ = `drift_timescale` (≈ exp(−1/τ), the correlation time in snippets),
+  independent per modality.
+- z_t ∈ R^{n_irr}: the same AR(1) with std `irrelevant_std` and timescale
   `irrelevant_timescale`, SHARED by both modalities (g^r, g^f: fixed per-channel gains ±U(0.8,
   1.5)) and unrelated to actions — the cross-modal redundancy that CCM re-calibration removes.
 - ε ~ N(0, 1) i.i.d., σ = `noise_std`.
 
+Here N(0, 1) is Irwin–Hall's approximation (sum of 12 uniforms − 6: mean 0, variance 1, within
+±6, kurtosis 2.9 against the Gaussian's 3), see `_normal`.
+
+The same bytes on every CPU
+---------------------------
+The feature file is bit-identical on every machine that runs the project's NumPy version (x86
+with or without AVX2/AVX-512/AMX, ARM), because the generator only uses operations whose IEEE
+754 results cannot depend on the instruction set:
+- random numbers only as integers and uniforms from `np.random.Generator(PCG64)`
+  (`integers`, `random`, `permutation`: integer arithmetic; `random` is a 53-bit integer times
+  2⁻⁵³). `standard_normal` is not used: its ziggurat calls libm's exp/log in the tails, and
+  glibc picks an FMA or a non-FMA variant of those at run time. `uniform(a, b)` and
+  `lognormal` are not used either (a compiler may fuse a + (b−a)·u into an FMA on ARM).
+- Gaussian noise is Irwin–Hall: twelve 16-bit fields of three 64-bit draws, summed in integer
+  arithmetic (exact, any order), then one float multiply.
+- float64 arithmetic is elementwise +, −, ×, /, √, comparisons, min/max and casts, each
+  correctly rounded by IEEE 754 whatever the SIMD width; never exp/log/sin/tanh/power (NumPy's
+  SIMD versions and libm's differ in the last bits between CPUs), never a float reduction
+  (sum, mean, dot, matmul: their order follows the SIMD width or the BLAS kernel) and no SciPy
+  filter. Sums of several terms are explicit adds in a fixed order: segments in annotation
+  order, scene contexts in sorted class order, the AR(1) recursion snippet by snippet.
+- the float32 output is one correctly rounded cast.
+A test pins the sha256 of the default set (tests/data/test_synthetic.py,
+`test_synthetic_digest*`).
+
 Determinism: every random draw comes from `np.random.Generator(PCG64)` seeded by a
 `SeedSequence` of (seed, SHA-256 of the class name or video id), so a video's features depend
 only on the seed, its own annotation and the parameters — not on the order or the subset of
-videos generated. Output is bit-for-bit reproducible per seed on a given NumPy version.
+videos generated.
+
+Memory: the feature file is written video by video (`npy_writer.write_object_npy`, the bytes
+`np.save` would write), so synthesizing ActivityNet1.2 at full width (2 × 1024, 10.6 GB) needs
+about one video in memory, not the whole file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
+import math
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
+from co2net_pipeline.atomic import atomic_directory, atomic_path
 from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SHIPPED_DATASETS,
@@ -65,6 +98,7 @@ from co2net_pipeline.data.annotations import (
     load_wtalc_annotations,
     shipped_annotations_dir,
 )
+from co2net_pipeline.data.npy_writer import write_object_npy
 from co2net_pipeline.data.safe_npy import load_npy
 
 # Distinct SeedSequence streams for dataset-level draws (never collide with video streams,
@@ -128,7 +162,15 @@ class SyntheticParams:
                 f"signal_channels must be in [1, {self.feature_dim - n_irr}] "
                 f"(feature_dim − n_irrelevant), got {self.active_channels}"
             )
-        for name in ("noise_std", "background_std", "drift_std", "irrelevant_std", "ramp_snippets"):
+        for name in (
+            "noise_std",
+            "background_std",
+            "drift_std",
+            "irrelevant_std",
+            "ramp_snippets",
+            "instance_amplitude_std",
+            "instance_jitter_std",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ("drift_timescale", "irrelevant_timescale"):
@@ -166,6 +208,54 @@ def _rng(seed: int, stream: int, key: str = "") -> np.random.Generator:
     )
 
 
+# Irwin–Hall from 16-bit fields: the sum of twelve U{0..65535} has mean 12·65535/2 and
+# variance 12·(65536² − 1)/12. math.sqrt and the division are correctly rounded everywhere.
+_IH_MEAN = 12 * 65535 // 2
+_IH_SCALE = 1.0 / math.sqrt(65536.0**2 - 1.0)
+_LOW16 = np.uint64(0x0000FFFF0000FFFF)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_UINT64_MAX = np.iinfo(np.uint64).max
+_NORMAL_BLOCK = 1 << 14
+
+
+def _pair_sums(words: np.ndarray) -> np.ndarray:
+    """Each uint64 as two 32-bit lanes holding the sums of its 16-bit fields in pairs."""
+    high = words >> np.uint64(16)
+    high &= _LOW16
+    words &= _LOW16
+    words += high
+    return words
+
+
+def _normal(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
+    """N(0, 1)-like float64 noise of `shape`, identical on every CPU (Irwin–Hall of 12 uniforms).
+
+    Three 64-bit draws per value give twelve 16-bit uniforms; their sum is taken in integer
+    arithmetic on the values (not a byte view, so endianness does not matter) and centred and
+    scaled with one subtraction and one multiplication. Range ±6, variance 1. Values are made
+    in row-major blocks of `_NORMAL_BLOCK` (3 draws per value, value-major within a block) so
+    the integer temporaries stay in cache.
+    """
+    out = np.empty(shape, dtype=np.float64)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, _NORMAL_BLOCK):
+        n = min(_NORMAL_BLOCK, flat.size - start)
+        words = rng.integers(0, _UINT64_MAX, size=(3, n), dtype=np.uint64, endpoint=True)
+        lanes = _pair_sums(words[0])
+        lanes += _pair_sums(words[1])
+        lanes += _pair_sums(words[2])  # each 32-bit lane ≤ 6 · 65535: no carry between lanes
+        total = (lanes & _LOW32) + (lanes >> np.uint64(32))
+        centred = total.astype(np.int64) - _IH_MEAN
+        np.multiply(centred, _IH_SCALE, out=flat[start : start + n])
+    return out
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float, size=None) -> np.ndarray | float:
+    """U(low, high) as low + (high − low)·u with u = `rng.random()`, two separately rounded ops."""
+    u = rng.random(size)
+    return low + (high - low) * u
+
+
 @dataclass(frozen=True)
 class _ClassModel:
     """Per-class parameters, both modalities side by side: arrays of shape (2D,)."""
@@ -180,24 +270,26 @@ def _class_model(name: str, params: SyntheticParams, action_channels: np.ndarray
     d = params.feature_dim
     signature = np.zeros(2 * d)
     for offset in (0, d):
-        chans = rng.choice(action_channels, size=params.active_channels, replace=False)
-        weight = params.signal_strength * rng.uniform(0.6, 1.4)
-        signature[offset + chans] = weight * rng.uniform(0.5, 1.5, size=chans.size)
+        chans = rng.permutation(action_channels)[: params.active_channels]
+        weight = params.signal_strength * float(_uniform(rng, 0.6, 1.4))
+        signature[offset + chans] = weight * _uniform(rng, 0.5, 1.5, chans.size)
     context = np.zeros(2 * d)
-    context[action_channels] = rng.standard_normal(action_channels.size)
+    context[action_channels] = _normal(rng, action_channels.size)
     return _ClassModel(signature, signature != 0, context)
 
 
-def _ar1(rng: np.random.Generator, n: int, width: int, std: float, timescale: float) -> np.ndarray:
-    """(n, width) stationary AR(1) noise with standard deviation `std`, correlation time `timescale`."""
-    xi = rng.standard_normal((n, width))
-    phi = float(np.exp(-1.0 / timescale))
-    out = np.empty_like(xi)
+def _ar1(xi: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """(n, W) stationary unit-variance AR(1) driven by `xi` (n, W), coefficient `phi` (W,).
+
+    y_0 = ξ_0 (the stationary law), y_t = φ·y_{t−1} + √(1−φ²)·ξ_t, one snippet at a time: the
+    recursion has to be sequential, and explicit elementwise steps keep every rounding fixed
+    (a filter routine may fuse multiply-adds differently per CPU).
+    """
+    out = xi * np.sqrt(1.0 - phi * phi)
     out[0] = xi[0]
-    if n > 1:
-        # y_t = φ y_{t−1} + √(1−φ²) ξ_t, started from the stationary law (y_0 = ξ_0).
-        out[1:], _ = lfilter([np.sqrt(1.0 - phi**2)], [1.0, -phi], xi[1:], axis=0, zi=phi * xi[:1])
-    return std * out
+    for t in range(1, len(out)):
+        out[t] += phi * out[t - 1]
+    return out
 
 
 def _envelopes(starts: np.ndarray, ends: np.ndarray, n: int, ramp: float) -> np.ndarray:
@@ -225,33 +317,49 @@ def _video_features(
     rng_inst, rng_scene, rng_drift, rng_irr, rng_noise = (
         np.random.Generator(np.random.PCG64(s)) for s in root.spawn(5)
     )
-    x = params.noise_std * rng_noise.standard_normal((n_snippets, d2))
+    x = params.noise_std * _normal(rng_noise, (n_snippets, d2))
 
     labels = segments["label"].tolist()
     if labels:
         starts = segments["t_start_s"].to_numpy(np.float64) * SNIPPETS_PER_SECOND
         ends = segments["t_end_s"].to_numpy(np.float64) * SNIPPETS_PER_SECOND
         env = _envelopes(starts, ends, n_snippets, params.ramp_snippets)  # (T, K)
-        sig = np.stack([classes[lab].signature for lab in labels])  # (K, 2D)
-        support = np.stack([classes[lab].support for lab in labels])
-        amp = rng_inst.lognormal(0.0, params.instance_amplitude_std, size=(len(labels), 1))
-        jitter = params.instance_jitter_std * params.signal_strength
-        jitter = jitter * rng_inst.standard_normal(sig.shape) * support
-        x += env @ (amp * (sig + jitter))
+        amp = np.maximum(
+            0.0, 1.0 + (0.5 * params.instance_amplitude_std) * _normal(rng_inst, len(labels))
+        )
+        amp = amp * amp
+        jitter_std = params.instance_jitter_std * params.signal_strength
+        jitter = _normal(rng_inst, (len(labels), d2))
+        for k, lab in enumerate(labels):
+            # One segment at a time, in annotation order, only over the snippets it touches:
+            # a matmul would sum the segments in a CPU-dependent order.
+            active = np.flatnonzero(env[:, k])
+            if not active.size:
+                continue
+            cls = classes[lab]
+            pattern = amp[k] * (cls.signature + (jitter_std * jitter[k]) * cls.support)
+            lo, hi = active[0], active[-1] + 1
+            x[lo:hi] += env[lo:hi, k, None] * pattern
 
-    scene = params.background_std * rng_scene.standard_normal(d2)
+    scene = params.background_std * _normal(rng_scene, d2)
     for lab in sorted(set(labels)):
         scene += params.context_strength * classes[lab].context
     x += scene
-    x += _ar1(rng_drift, n_snippets, d2, params.drift_std, params.drift_timescale)
-    if irrelevant.size:
-        z = _ar1(
-            rng_irr,
-            n_snippets,
-            irrelevant.size // 2,
-            params.irrelevant_std,
-            params.irrelevant_timescale,
-        )
+    # Drift (2D columns) and the shared factors (n_irr columns) share one AR(1) pass.
+    n_irr = irrelevant.size // 2
+    xi = np.concatenate(
+        [_normal(rng_drift, (n_snippets, d2)), _normal(rng_irr, (n_snippets, n_irr))], axis=1
+    )
+    phi = np.concatenate(
+        [
+            np.full(d2, params.drift_timescale / (1.0 + params.drift_timescale)),
+            np.full(n_irr, params.irrelevant_timescale / (1.0 + params.irrelevant_timescale)),
+        ]
+    )
+    slow = _ar1(xi, phi)
+    x += params.drift_std * slow[:, :d2]
+    if n_irr:
+        z = params.irrelevant_std * slow[:, d2:]
         x[:, irrelevant] += np.concatenate([z, z], axis=1) * gains
     return x.astype(np.float32)
 
@@ -260,11 +368,43 @@ def _dataset_layout(params: SyntheticParams) -> tuple[np.ndarray, np.ndarray, np
     """(action channel indices within a modality, irrelevant column indices in 2D, their gains)."""
     rng = _rng(params.seed, _GLOBAL_STREAM, "layout")
     d = params.feature_dim
-    irr = np.sort(rng.choice(d, size=params.irrelevant_channels, replace=False))
+    irr = np.sort(rng.permutation(d)[: params.irrelevant_channels])
     action = np.setdiff1d(np.arange(d), irr)
     columns = np.concatenate([irr, irr + d])
-    gains = rng.uniform(0.8, 1.5, size=columns.size) * rng.choice([-1.0, 1.0], size=columns.size)
+    sign = (2 * rng.integers(0, 2, size=columns.size) - 1).astype(np.float64)
+    gains = _uniform(rng, 0.8, 1.5, columns.size) * sign
     return action, columns, gains
+
+
+def _video_lengths(annotations: Annotations) -> np.ndarray:
+    """(V,) snippet counts T_i = max(1, round(duration_i·25/16)) in annotation order."""
+    durations = annotations.videos["duration_s"].to_numpy(np.float64)
+    if not np.all(np.isfinite(durations)):
+        raise ValueError(
+            f"{annotations.name}: every video needs a finite duration to size its features"
+        )
+    return np.maximum(expected_snippets(durations), 1)
+
+
+def iter_features(
+    annotations: Annotations, params: SyntheticParams | None = None
+) -> Iterator[np.ndarray]:
+    """Synthetic features of every video of `annotations`, one at a time, in annotation order.
+
+    Yields float32 arrays (T_i, 2·feature_dim); only one video is computed at a time, so a
+    writer that consumes them one by one needs memory for one video. See `generate_features`.
+    """
+    params = params or SyntheticParams()
+    action, irrelevant, gains = _dataset_layout(params)
+    names = sorted(set(annotations.classlist) | set(annotations.segments["label"]))
+    classes = {name: _class_model(name, params, action) for name in names}
+    lengths = _video_lengths(annotations)
+    by_video = dict(tuple(annotations.segments.groupby("video_id", sort=False)))
+    empty = annotations.segments.iloc[:0]
+    for vid, n in zip(annotations.videos["video_id"], lengths, strict=True):
+        yield _video_features(
+            vid, int(n), by_video.get(vid, empty), classes, irrelevant, gains, params
+        )
 
 
 def generate_features(
@@ -277,22 +417,7 @@ def generate_features(
     Videos are generated independently, so a video's features are the same whatever else is
     generated.
     """
-    params = params or SyntheticParams()
-    action, irrelevant, gains = _dataset_layout(params)
-    names = sorted(set(annotations.classlist) | set(annotations.segments["label"]))
-    classes = {name: _class_model(name, params, action) for name in names}
-    durations = annotations.videos["duration_s"].to_numpy(np.float64)
-    if not np.all(np.isfinite(durations)):
-        raise ValueError(
-            f"{annotations.name}: every video needs a finite duration to size its features"
-        )
-    lengths = np.maximum(expected_snippets(durations), 1)
-    by_video = dict(tuple(annotations.segments.groupby("video_id", sort=False)))
-    empty = annotations.segments.iloc[:0]
-    return [
-        _video_features(vid, int(n), by_video.get(vid, empty), classes, irrelevant, gains, params)
-        for vid, n in zip(annotations.videos["video_id"], lengths, strict=True)
-    ]
+    return list(iter_features(annotations, params))
 
 
 def select_subset(
@@ -319,37 +444,18 @@ def select_subset(
     return Annotations(annotations.name, annotations.classlist, videos, segments, ambiguous), keep
 
 
-def _object_array(items: Sequence) -> np.ndarray:
-    out = np.empty(len(items), dtype=object)
-    for i, item in enumerate(items):  # element-wise: np.array() would stack equal-shaped arrays
-        out[i] = item
-    return out
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=array.dtype.hasobject)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Put folder `tmp` at `target`; a previous `target` is removed only after the rename succeeds."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _counted(items: Iterable[np.ndarray], n_expected: int, source: str) -> Iterator[np.ndarray]:
+    """`items`, checked to be exactly `n_expected` long while they stream past."""
+    n = 0
+    for item in items:
+        if n == n_expected:
+            raise ValueError(
+                f"{source}: more than {n_expected} feature arrays for {n_expected} annotated videos"
+            )
+        n += 1
+        yield item
+    if n != n_expected:
+        raise ValueError(f"{source}: {n} feature arrays for {n_expected} annotated videos")
 
 
 def write_wtalc_annotations(
@@ -364,15 +470,11 @@ def write_wtalc_annotations(
     src, out = Path(src_folder), Path(out_folder)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: annotation folder not found")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_directory(out) as tmp:
         if keep is None:
-            shutil.copytree(src, tmp)
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
         else:
             keep = np.asarray(keep, dtype=np.int64)
-            tmp.mkdir()
             names = load_npy(src / "videoname.npy")
             kept_ids = {v.decode() if isinstance(v, bytes) else str(v) for v in names[keep]}
             for item in sorted(src.iterdir()):
@@ -391,9 +493,6 @@ def write_wtalc_annotations(
                     (tmp / item.name).write_bytes(b"".join(kept))
                 elif item.is_file():
                     shutil.copy2(item, tmp / item.name)
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -405,30 +504,30 @@ def features_filename(dataset_name: str) -> str:
 def write_wtalc_dataset(
     out_dir: str | Path,
     dataset_name: str,
-    features: Sequence[np.ndarray],
+    features: Iterable[np.ndarray],
     annotations_src_folder: str | Path,
     keep: Sequence[int] | None = None,
 ) -> dict[str, Path]:
     """Write a W-TALC dataset folder: `<out_dir>/<Name>-I3D-JOINTFeatures.npy` + `<Name>-Annotations/`.
 
     features: one (T_i, 2D) array per video, in the order of the annotation rows `keep` (None:
-    every row of `annotations_src_folder`). Both parts are written to temporary names and moved
-    into place; the feature file goes last, so its presence means the dataset is complete.
-    Returns {"features": path, "annotations": path}.
+    every row of `annotations_src_folder`); a list or an iterator (e.g. `iter_features`), which
+    is written video by video without holding the set in memory. The feature file has the bytes
+    `np.save` writes for the object array. Both parts are written to temporary names and moved
+    into place, the feature file last, so its presence means the dataset is complete; a wrong
+    number of arrays leaves nothing behind. Returns {"features": path, "annotations": path}.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n_src = len(load_npy(Path(annotations_src_folder) / "videoname.npy"))
+    src = Path(annotations_src_folder)
+    n_src = len(load_npy(src / "videoname.npy"))
     n_expected = n_src if keep is None else len(keep)
-    if len(features) != n_expected:
-        raise ValueError(
-            f"{annotations_src_folder}: {len(features)} feature arrays for {n_expected} annotated videos"
-        )
-    ann_dir = write_wtalc_annotations(
-        annotations_src_folder, out_dir / f"{dataset_name}-Annotations", keep
-    )
+    if isinstance(features, Sized) and len(features) != n_expected:
+        raise ValueError(f"{src}: {len(features)} feature arrays for {n_expected} annotated videos")
+    out_dir.mkdir(parents=True, exist_ok=True)
     feat_path = out_dir / features_filename(dataset_name)
-    _save_npy_atomic(feat_path, _object_array(list(features)))
+    with atomic_path(feat_path) as tmp:
+        write_object_npy(tmp, _counted(features, n_expected, str(src)), n_expected)
+        ann_dir = write_wtalc_annotations(src, out_dir / f"{dataset_name}-Annotations", keep)
     return {"features": feat_path, "annotations": ann_dir}
 
 
@@ -451,49 +550,32 @@ def synthesize(
     """Generate and write the synthetic W-TALC dataset for the shipped annotations.
 
     dataset_name: "Thumos14reduced" / "ActivityNet1.2" (or "thumos14" / "activitynet12"); the
-    files are named after the canonical W-TALC name. Returns a manifest of what was written.
+    files are named after the canonical W-TALC name. params: `SyntheticParams` fields, e.g.
+    {"feature_dim": 1024} for I3D's full width (2 × 1024). Videos are generated and written one
+    at a time: peak memory is about one video whatever the dataset. Returns a manifest of what
+    was written.
     """
-    import time
-
     key = _shipped_key(dataset_name)
     name = SHIPPED_DATASETS[key]
     synth = SyntheticParams.from_dict(params)
     src = shipped_annotations_dir(key)
     annotations, keep = select_subset(load_wtalc_annotations(src, name=name), synth.subset)
+    lengths = _video_lengths(annotations)
     started = time.perf_counter()
-    features = generate_features(annotations, synth)
     paths = write_wtalc_dataset(
-        output_dir, name, features, src, keep=None if synth.subset is None else keep
+        output_dir,
+        name,
+        iter_features(annotations, synth),
+        src,
+        keep=None if synth.subset is None else keep,
     )
     return {
         "synthetic": True,
         "dataset_name": name,
-        "n_videos": len(features),
-        "n_snippets": int(sum(len(f) for f in features)),
+        "n_videos": len(lengths),
+        "n_snippets": int(lengths.sum()),
         "generator": synth.to_dict(),
         "seconds": time.perf_counter() - started,
         "features": str(paths["features"]),
         "annotations": str(paths["annotations"]),
     }
-
-
-def synthesize_command(
-    output_dir: str | Path = "data/01_raw/synthetic",
-    dataset_name: str = "Thumos14reduced",
-    params: dict | None = None,
-) -> int:
-    """`co2net synthesize`: `synthesize` plus a printed summary. Returns the exit status (0)."""
-    manifest = synthesize(output_dir, dataset_name, params)
-    name, gen = manifest["dataset_name"], manifest["generator"]
-    size_mb = Path(manifest["features"]).stat().st_size / 2**20
-    print(
-        f"SYNTHETIC features (not real I3D) for {name}: {manifest['n_videos']} videos, "
-        f"{manifest['n_snippets']} snippets,"
-    )
-    print(
-        f"  {gen['feature_dim']} RGB + {gen['feature_dim']} flow channels, seed {gen['seed']}, "
-        f"{manifest['seconds']:.1f} s"
-    )
-    print(f"  wrote {manifest['features']} ({size_mb:.1f} MiB)")
-    print(f"  wrote {manifest['annotations']}/ (real {name} annotations)")
-    return 0

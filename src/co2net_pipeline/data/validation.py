@@ -300,6 +300,42 @@ def validate_dataset(
         )
 
     warnings: dict[str, dict] = {}
+    videos = _video_table(annotations, lengths, params, warnings)
+    segments = _segment_table(annotations, videos, params, warnings)
+    _label_warnings(videos, segments, warnings)
+
+    videos = videos[
+        [
+            "video_id",
+            "subset",
+            "duration_s",
+            "n_snippets",
+            "snippets_per_second",
+            "labels",
+            "usable",
+        ]
+    ].reset_index(drop=True)
+    segments = segments[
+        ["video_id", "t_start_s", "t_end_s", "label", "class_idx", "start_snippet", "end_snippet"]
+    ]
+    dataset = ValidatedDataset(
+        annotations.name,
+        list(annotations.classlist),
+        videos,
+        segments,
+        annotations.ambiguous.copy(),
+        dim,
+        source,
+    )
+    report = _report(dataset, source, warnings, params)
+    return dataset, report
+
+
+def _video_table(
+    annotations: Annotations, lengths: Mapping[str, int], params: ValidationParams, warnings: dict
+) -> pd.DataFrame:
+    """The videos table with n_snippets, a usable duration and `usable`; adds the missing
+    duration, length mismatch and short video warnings to `warnings`."""
     videos = annotations.videos.copy()
     videos["video_id"] = videos["video_id"].astype(str)
     videos["labels"] = [list(labs) for labs in videos["labels"]]
@@ -342,6 +378,14 @@ def validate_dataset(
             videos.loc[short, "video_id"].tolist(),
         )
 
+    return videos
+
+
+def _segment_table(
+    annotations: Annotations, videos: pd.DataFrame, params: ValidationParams, warnings: dict
+) -> pd.DataFrame:
+    """The segments with class_idx and snippet bounds, clipped / dropped as `params` say; adds
+    the past-duration and empty segment warnings to `warnings`."""
     segments = annotations.segments.copy()
     segments["video_id"] = segments["video_id"].astype(str)
     seg_duration = segments["video_id"].map(
@@ -376,6 +420,11 @@ def validate_dataset(
     segments["start_snippet"] = seconds_to_snippets(segments["t_start_s"].to_numpy())
     segments["end_snippet"] = seconds_to_snippets(segments["t_end_s"].to_numpy())
 
+    return segments
+
+
+def _label_warnings(videos: pd.DataFrame, segments: pd.DataFrame, warnings: dict) -> None:
+    """Weak labels that disagree with the segments, empty weak labels, videos without GT."""
     seg_labels = (
         segments.groupby("video_id", sort=False)["label"].agg(lambda s: sorted(set(s))).to_dict()
     )
@@ -399,32 +448,6 @@ def validate_dataset(
     no_segments = [v for v in videos["video_id"] if v not in seg_labels]
     if no_segments:
         warnings["videos_without_segments"] = _warning("no ground-truth segment", no_segments)
-
-    videos = videos[
-        [
-            "video_id",
-            "subset",
-            "duration_s",
-            "n_snippets",
-            "snippets_per_second",
-            "labels",
-            "usable",
-        ]
-    ].reset_index(drop=True)
-    segments = segments[
-        ["video_id", "t_start_s", "t_end_s", "label", "class_idx", "start_snippet", "end_snippet"]
-    ]
-    dataset = ValidatedDataset(
-        annotations.name,
-        list(annotations.classlist),
-        videos,
-        segments,
-        annotations.ambiguous.copy(),
-        dim,
-        source,
-    )
-    report = _report(dataset, source, warnings, params)
-    return dataset, report
 
 
 def _report(

@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from co2net_pipeline.pipelines.train_eval_seeds.pipeline import STUDY_INPUTS
+from co2net_pipeline.pipelines.train_eval_seeds.pipeline import study_inputs
 
 from .nodes import run_ablations
 
@@ -11,9 +11,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 run_ablations,
-                inputs=STUDY_INPUTS,
+                inputs=study_inputs(),
                 outputs=["ablation_study_metrics", "ablation_table", "ablation_table_md"],
                 name="run_ablations",
             )
-        ]
+        ],
+        namespace="studies",
+        prefix_datasets_with_namespace=False,
     )

@@ -6,21 +6,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from co2net_pipeline import plots
-from co2net_pipeline.evaluation import detections_to_activitynet_json, evaluate_detections
-
-
-def test_ground_truth(segments: pd.DataFrame, videos: pd.DataFrame, subset: str) -> pd.DataFrame:
-    """Ground truth of a subset in snippet units (reference: round(t·25/16), half to even)."""
-    keep = set(videos.loc[videos["subset"] == subset, "video_id"])
-    gt = segments[segments["video_id"].isin(keep)]
-    return pd.DataFrame(
-        {
-            "video_id": gt["video_id"].to_numpy(),
-            "t_start": gt["start_snippet"].to_numpy(dtype=float),
-            "t_end": gt["end_snippet"].to_numpy(dtype=float),
-            "label": gt["label"].to_numpy(),
-        }
-    )
+from co2net_pipeline.evaluation import (
+    detections_to_activitynet_json,
+    evaluate_detections,
+    subset_ground_truth,
+)
 
 
 def evaluate_proposals(
@@ -31,7 +21,7 @@ def evaluate_proposals(
     params: dict,
 ) -> tuple[dict, dict, pd.DataFrame, dict, plt.Figure]:
     """mAP per tIoU and averages (MLflow metrics), the JSON report, per-class AP, ActivityNet JSON, plot."""
-    gt = test_ground_truth(segments, videos, params["test_subset"])
+    gt = subset_ground_truth(segments, videos, params["test_subset"])
     predictions = proposals[["video_id", "t_start", "t_end", "label", "score"]]
     result = evaluate_detections(predictions, gt, params["tiou"])
     metrics = {f"map_{t:g}": {"value": float(v), "step": 0} for t, v in result.map.items()}
@@ -65,7 +55,7 @@ def plot_video_examples(
     params: dict,
 ) -> plt.Figure:
     """CAS, attention, ground truth and detections of the first `n_video_plots` test videos with GT."""
-    gt = test_ground_truth(segments, videos, params["test_subset"])
+    gt = subset_ground_truth(segments, videos, params["test_subset"])
     chosen = [v for v in dict.fromkeys(gt["video_id"]) if v in test_cas_store][
         : params.get("n_video_plots", 4)
     ]

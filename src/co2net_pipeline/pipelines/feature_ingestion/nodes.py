@@ -6,13 +6,18 @@ import logging
 
 import pandas as pd
 
-from co2net_pipeline.data.formats import open_feature_source
+from co2net_pipeline.data.formats import layout_summary, open_feature_source
 from co2net_pipeline.data.ingest import pending_feature_store
 from co2net_pipeline.data.store import PendingFeatureStore
 from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
 from co2net_pipeline.tracking import set_run_tags
 
 logger = logging.getLogger(__name__)
+# Quirks of the THUMOS14 annotations themselves (the reference keeps them too): one INFO line,
+# not a warning on every ingestion; the validation report lists every video.
+ANNOTATION_QUIRKS = frozenset(
+    {"segments_past_duration", "label_disagreement", "empty_video_labels"}
+)
 
 
 def ingest_features(
@@ -38,10 +43,19 @@ def ingest_features(
     dataset, report = validate_dataset(source, annotations, validation)
     report["fingerprint"] = fingerprint
     report["synthetic"] = bool(params.get("synthetic", False))
-    set_run_tags({"feature_fingerprint": fingerprint, "dataset": dataset.name})
-    for name, warning in report.get("warnings", {}).items():
-        logger.warning(
-            "feature ingestion: %s (%s): %s", name, warning.get("count"), warning.get("message")
+    layout = layout_summary(source, annotations)  # annotations / Ambiguous_test.txt used
+    report.update(layout)
+    set_run_tags({"feature_fingerprint": fingerprint, "dataset": dataset.name, **layout})
+    found = report.get("warnings", {})
+    for name, warning in found.items():
+        if name not in ANNOTATION_QUIRKS:
+            logger.warning(
+                "feature ingestion: %s (%s): %s", name, warning.get("count"), warning.get("message")
+            )
+    if quirks := [f"{n} ({found[n].get('count')})" for n in found if n in ANNOTATION_QUIRKS]:
+        logger.info(
+            "feature ingestion: known annotation quirks, kept as annotated: %s (validation_report)",
+            ", ".join(quirks),
         )
     pending = pending_feature_store(
         dataset, fingerprint, validation, params.get("dtype", "float32")

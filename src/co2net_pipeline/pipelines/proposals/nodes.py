@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from co2net_pipeline.localization import ProposalParams, localize_videos, video_scores_table
+from co2net_pipeline.tracking import set_run_tags
+
+logger = logging.getLogger(__name__)
 
 
 def generate_proposals(
@@ -14,6 +19,14 @@ def generate_proposals(
     proposal_params = ProposalParams.from_dict(params)
     outputs = {vid: (arrays["cas"], arrays["attention"]) for vid, arrays in test_cas_store.items()}
     ambiguous = ambiguous_intervals if proposal_params.ambiguous_filter else None
+    if not proposal_params.ambiguous_filter:
+        state = "off (proposals.ambiguous_filter: false)"
+    elif len(ambiguous_intervals):
+        state = f"on ({len(ambiguous_intervals)} ambiguous intervals)"
+    else:
+        state = "off (the dataset has no ambiguous intervals)"
+    logger.info("ambiguous filter %s", state)
+    set_run_tags({"ambiguous_filter": state})
     detections = localize_videos(outputs, classlist, proposal_params, ambiguous)
     scores = video_scores_table(outputs, classlist, proposal_params.topk_divisor)
     return detections, scores

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from co2net_pipeline.sampling import make_sampling_plan, split_heldout
-
-
-def multi_hot(labels, classlist: list[str]) -> np.ndarray:
-    """(N, C) weak labels from lists of class names."""
-    index = {name: i for i, name in enumerate(classlist)}
-    out = np.zeros((len(labels), len(classlist)), dtype=np.float32)
-    for row, names in enumerate(labels):
-        for name in names:
-            out[row, index[name]] = 1.0
-    return out
-
-
-def split_seed(params: dict) -> int:
-    """Seed of the held-out split: `split_seed`, else `seed` (the sampling plan's)."""
-    value = params.get("split_seed")
-    return int(params["seed"] if value is None else value)
+from co2net_pipeline.sampling import (
+    make_sampling_plan,
+    multi_hot,
+    reference_sampling_plan,
+    split_heldout,
+    split_seed,
+)
 
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
@@ -48,11 +37,28 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
 def build_sampling_plan(
     videos: pd.DataFrame, classlist: list[str], data_split: dict, params: dict, training: dict
 ) -> pd.DataFrame:
-    """For every iteration and batch slot: the video id and the seed of its snippet indices."""
+    """For every iteration and batch slot: the video id and the seed of its snippet indices.
+
+    `rng: original` draws the batches from the reference's legacy-NumPy stream seeded with
+    `training.seed` (one seed for batches, weights and dropout, as the reference's
+    `setup_seed`); `rng: plan` from independent per-block streams seeded with `seed`.
+    """
     train = videos.set_index("video_id").loc[data_split["train"]]
+    labels = multi_hot(train["labels"], classlist)
+    if params.get("rng", "original") == "original":
+        return reference_sampling_plan(
+            video_ids=list(train.index),
+            labels=labels,
+            lengths=train["n_snippets"].to_numpy(),
+            n_iterations=training["max_iter"],
+            batch_size=training["batch_size"],
+            n_similar=training["n_similar"],
+            seed=training["seed"],
+            max_seqlen=training["max_seqlen"],
+        )
     return make_sampling_plan(
         video_ids=list(train.index),
-        labels=multi_hot(train["labels"], classlist),
+        labels=labels,
         n_iterations=training["max_iter"],
         batch_size=training["batch_size"],
         n_similar=training["n_similar"],

@@ -1,3 +1,10 @@
+"""train_eval: the whole method end to end (the default pipeline), one namespace per stage.
+
+The namespaces only group the nodes (kedro viz collapses each stage into one box, node names
+read `training.train_co2net`); dataset and parameter names stay global, so the catalog, the
+MLflow metric names and every stage pipeline run on its own are unchanged.
+"""
+
 from kedro.pipeline import Pipeline
 
 from co2net_pipeline.pipelines import (
@@ -9,14 +16,30 @@ from co2net_pipeline.pipelines import (
     training,
 )
 
+# The stages in data-flow order: feature_ingestion → ... → evaluation.
+STAGES = {
+    "feature_ingestion": feature_ingestion,
+    "snippet_sampling": snippet_sampling,
+    "training": training,
+    "inference": inference,
+    "proposals": proposals,
+    "evaluation": evaluation,
+}
+
+
+def stage(name: str) -> Pipeline:
+    """One stage's pipeline in its namespace (datasets and parameters keep their names)."""
+    return Pipeline(
+        STAGES[name].create_pipeline(), namespace=name, prefix_datasets_with_namespace=False
+    )
+
+
+def create_configuration_pipeline() -> Pipeline:
+    """train_eval from the data split on: sampling plan → training → test inference →
+    proposals → evaluation. What one configuration of a study (seeds, ablations) runs."""
+    return create_pipeline().from_inputs("data_split")
+
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Feature ingestion → snippet sampling → training → inference → proposals → evaluation."""
-    return (
-        feature_ingestion.create_pipeline()
-        + snippet_sampling.create_pipeline()
-        + training.create_pipeline()
-        + inference.create_pipeline()
-        + proposals.create_pipeline()
-        + evaluation.create_pipeline()
-    )
+    return sum((stage(name) for name in STAGES), Pipeline([]))

@@ -1,24 +1,22 @@
 from kedro.pipeline import Pipeline, node
 
+from co2net_pipeline.pipelines.train_eval.pipeline import create_configuration_pipeline
+from co2net_pipeline.studies import PARAM_GROUPS
+
 from .nodes import train_eval_seeds
 
-# The catalog data and parameter groups a study configuration needs (node keyword → dataset).
-STUDY_INPUTS = {
-    "feature_store": "feature_store",
-    "videos": "videos",
-    "segments": "segments",
-    "ambiguous_intervals": "ambiguous_intervals",
-    "classlist": "classlist",
-    "data_split": "data_split",
-    "model": "params:model",
-    "loss": "params:loss",
-    "training": "params:training",
-    "snippet_sampling": "params:snippet_sampling",
-    "inference": "params:inference",
-    "proposals": "params:proposals",
-    "evaluation": "params:evaluation",
-    "studies": "params:studies",
-}
+
+def study_inputs() -> dict[str, str]:
+    """Node keyword → dataset of a study node: the catalog datasets one configuration of the
+    train_eval chain reads (feature store, annotation tables, data split), every parameter
+    group a configuration may override, and `params:studies`."""
+    chain_inputs = create_configuration_pipeline().inputs()
+    data = sorted(name for name in chain_inputs if not name.startswith("params:"))
+    return {
+        **{name: name for name in data},
+        **{group: f"params:{group}" for group in PARAM_GROUPS},
+        "studies": "params:studies",
+    }
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -27,9 +25,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_eval_seeds,
-                inputs=STUDY_INPUTS,
+                inputs=study_inputs(),
                 outputs=["seed_study_metrics", "seed_study_table", "seed_study_table_md"],
                 name="train_eval_seeds",
             )
-        ]
+        ],
+        namespace="studies",
+        prefix_datasets_with_namespace=False,
     )

@@ -6,38 +6,24 @@ import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from co2net_pipeline import plots
-from co2net_pipeline.evaluation import evaluate_detections
-from co2net_pipeline.inference import run_inference
-from co2net_pipeline.localization import ProposalParams, localize_videos, video_scores
+from co2net_pipeline.evaluation import subset_ground_truth
+from co2net_pipeline.localization import ProposalParams
 from co2net_pipeline.losses import LossConfig
 from co2net_pipeline.model import ModelConfig
-from co2net_pipeline.pipelines.evaluation.nodes import test_ground_truth
-from co2net_pipeline.pipelines.snippet_sampling.nodes import multi_hot
+from co2net_pipeline.sampling import ReferenceBatchStream, multi_hot
+from co2net_pipeline.scoring import (
+    DetectionScorer,
+    best_on_test,
+    detection_metric_values,
+    heldout_classification_map,
+)
 from co2net_pipeline.tracking import set_run_tags
 from co2net_pipeline.training import TrainConfig, select_device, train_model
 
 logger = logging.getLogger(__name__)
-
-
-def heldout_classification_map(
-    model, features: dict, labels: np.ndarray, device, topk_divisor: int = 10
-) -> float:
-    """Weak-label selection score: mean over classes of the AP of video-level scores (no temporal labels)."""
-    outputs = run_inference(model, features, device)
-    scores = np.stack(
-        [video_scores(o["cas"], o["attention"], topk_divisor) for o in outputs.values()]
-    )
-    present = labels.sum(axis=0) > 0
-    return float(
-        np.mean(
-            [average_precision_score(labels[:, c], scores[:, c]) for c in np.flatnonzero(present)]
-        )
-    )
 
 
 def train(
@@ -53,12 +39,16 @@ def train(
     training_params: dict,
     proposal_params: dict,
     evaluation_params: dict,
-) -> tuple[dict, pd.DataFrame, dict, plt.Figure]:
-    """Train CO2-Net; returns the model artifact, loss history, MLflow metric history and loss plot.
+    sampling_params: dict,
+) -> tuple[dict, pd.DataFrame, dict, plt.Figure, dict, dict]:
+    """Train CO2-Net; returns the model artifact, loss history, MLflow metric history, loss
+    plot, the test curve (`test_curve.*` histories) and its best point (`best_on_test.*`).
 
-    Model selection (`training.selection`): `last` keeps the final weights; `heldout` keeps the best
-    weak classification mAP on held-out training videos; `oracle_test` keeps the best test-set
-    average mAP, as the reference does — numbers selected that way are optimistic and tagged so.
+    Model selection (`training.selection`): `last` keeps the final weights; `heldout` keeps the
+    best weak classification mAP on held-out training videos; `oracle_test` keeps the best
+    test-set average mAP, as the reference does — numbers selected that way are optimistic and
+    tagged so. `evaluation.test_curve_every` > 0 scores the test set every N iterations without
+    selecting anything: `best_on_test` is then the paper-style figure beside the honest one.
     """
     model_cfg = ModelConfig.from_dict({**model_params, "n_classes": len(classlist)})
     loss_cfg = LossConfig.from_dict(loss_params)
@@ -69,6 +59,24 @@ def train(
     features = feature_store.load_all(train_ids)
     label_matrix = multi_hot(by_id.loc[train_ids, "labels"], classlist)
     labels = dict(zip(train_ids, label_matrix, strict=True))
+    prop = ProposalParams.from_dict(proposal_params)
+    average_key = evaluation_params.get("selection_average", "0.1:0.7")
+    curve_every = int(evaluation_params.get("test_curve_every", 0))
+    score_test = None
+    if train_cfg.selection == "oracle_test" or curve_every:
+        score_test = _cached_by_iteration(
+            DetectionScorer(
+                features=feature_store.load_all(data_split["test"]),
+                classlist=classlist,
+                proposals=prop,
+                ground_truth=subset_ground_truth(
+                    segments, videos, evaluation_params["test_subset"]
+                ),
+                tiou=evaluation_params["tiou"],
+                ambiguous=ambiguous_intervals,
+                device=device,
+            )
+        )
 
     selection_score = None
     if train_cfg.selection == "heldout":
@@ -80,28 +88,26 @@ def train(
         heldout_labels = multi_hot(by_id.loc[data_split["heldout"], "labels"], classlist)
 
         def selection_score(model, iteration):
-            return heldout_classification_map(model, heldout_features, heldout_labels, device)
+            return heldout_classification_map(
+                model, heldout_features, heldout_labels, device, prop.topk_divisor
+            )
 
     elif train_cfg.selection == "oracle_test":
-        test_features = feature_store.load_all(data_split["test"])
-        gt = test_ground_truth(segments, videos, evaluation_params["test_subset"])
-        prop = ProposalParams.from_dict(proposal_params)
-        average_key = evaluation_params.get("selection_average", "0.1:0.7")
 
         def selection_score(model, iteration):
-            outputs = run_inference(model, test_features, device)
-            dets = localize_videos(
-                {v: (o["cas"], o["attention"]) for v, o in outputs.items()},
-                classlist,
-                prop,
-                ambiguous_intervals if prop.ambiguous_filter else None,
-            )
-            result = evaluate_detections(
-                dets[["video_id", "t_start", "t_end", "label", "score"]],
-                gt,
-                evaluation_params["tiou"],
-            )
-            return float(result.average[average_key])
+            return float(score_test(model, iteration).average[average_key])
+
+    reference_stream = None
+    if sampling_params.get("rng", "original") == "original":
+        reference_stream = ReferenceBatchStream(
+            label_matrix,
+            by_id.loc[train_ids, "n_snippets"].to_numpy(),
+            seed=train_cfg.seed,
+            batch_size=train_cfg.batch_size,
+            n_similar=train_cfg.n_similar,
+            max_seqlen=train_cfg.max_seqlen,
+            video_ids=train_ids,
+        )
 
     checkpoint_dir = Path(training_params.get("checkpoint_dir", "data/06_models/checkpoints"))
     result = train_model(
@@ -114,6 +120,13 @@ def train(
         checkpoint_dir=checkpoint_dir,
         selection_score=selection_score,
         progress=training_params.get("progress", True),
+        reference_stream=reference_stream,
+        test_curve=(
+            (lambda model, itr: detection_metric_values(score_test(model, itr)))
+            if curve_every
+            else None
+        ),
+        test_curve_every=curve_every,
     )
     set_run_tags(
         {
@@ -152,4 +165,38 @@ def train(
                 result.selection_scores["iteration"], result.selection_scores["score"], strict=True
             )
         ]
-    return artifact, history, metrics, plots.loss_curves(history)
+    curve = result.test_curve
+    curve_metrics = {
+        name: [
+            {"value": float(v), "step": int(s)}
+            for s, v in zip(curve["iteration"], curve[name], strict=True)
+        ]
+        for name in curve.columns
+        if name != "iteration"
+    }
+    best = best_on_test(curve, average_key)
+    if best:
+        logger.info(
+            "best checkpoint on the test set (as papers report): avg mAP %s = %.2f at iteration "
+            "%d; selected model (%s): see detection_metrics",
+            average_key,
+            100 * best[f"avg_{average_key.replace(':', '-')}"],
+            int(best["iteration"]),
+            train_cfg.selection,
+        )
+    best_metrics = {name: {"value": value, "step": 0} for name, value in best.items()}
+    return artifact, history, metrics, plots.loss_curves(history), curve_metrics, best_metrics
+
+
+def _cached_by_iteration(scorer: DetectionScorer):
+    """scorer(model) memoised per iteration: the selection score and the test curve share one
+    pass when both fall on the same iteration."""
+    cache: dict[int, object] = {}
+
+    def score(model, iteration: int):
+        if iteration not in cache:
+            cache.clear()
+            cache[iteration] = scorer(model)
+        return cache[iteration]
+
+    return score

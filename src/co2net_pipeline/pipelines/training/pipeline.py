@@ -21,12 +21,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:training",
                     "params:proposals",
                     "params:evaluation",
+                    "params:snippet_sampling",
                 ],
                 outputs=[
                     "trained_model",
                     "training_history",
                     "training_metrics",
                     "loss_curves_plot",
+                    "test_curve",
+                    "best_on_test",
                 ],
                 name="train_co2net",
             )

@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from kedro.pipeline import Pipeline, node
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
-from co2net_pipeline.pipelines import feature_ingestion, snippet_sampling, training
+from co2net_pipeline.pipelines.train_eval.pipeline import stage
 
 from .nodes import detect_new_videos, export_new_video_example, infer_new_videos
 
@@ -58,9 +58,9 @@ def create_inference_pipeline() -> Pipeline:
 
 def create_pipeline(**kwargs) -> Pipeline:
     training_chain = (
-        feature_ingestion.create_pipeline()
-        + snippet_sampling.create_pipeline()
-        + training.create_pipeline()
+        stage("feature_ingestion")
+        + stage("snippet_sampling")
+        + stage("training")
         + Pipeline(
             [
                 node(

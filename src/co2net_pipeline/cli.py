@@ -1,0 +1,560 @@
+"""The `co2net` command: synthesize, ingest, evaluate, compare, summary.
+
+Each sub-command checks its arguments and its output location first, then calls one library
+function and prints what it returned; the library modules never print. A user's mistake (a bad
+file, value or output path) ends with exit status 2 and one line `co2net <command>: error: ...`;
+`--debug` or `CO2NET_DEBUG=1` shows the traceback instead. The library is imported inside each
+command, so `co2net --help` and `co2net summary` do not pay for torch, pandas or MLflow.
+
+Kedro imports `<package>.cli` on every `kedro` command and merges the click group named `cli`
+into the `kedro` command (its documented hook for project commands). `cli` is therefore an empty
+group, so that `kedro` keeps exactly its own commands; the `co2net` command is `co2net`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+# The errors a user's input causes (missing or malformed files, bad values, unwritable paths);
+# anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+THUMOS14_DEFAULT_TIOU = (
+    "0.1,0.2,...,0.9 (THUMOS14, CSV ground truth); 0.5,0.55,...,0.95 (ActivityNet)"
+)
+
+
+@click.group(help="Kedro hooks for project commands; the project's own command is `co2net`.")
+def cli() -> None:
+    pass
+
+
+class UserError(click.ClickException):
+    """A user's mistake, reported as one line with exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # the sub-command's context names it in the message (it is gone once the command exits)
+        self.ctx = click.get_current_context(silent=True)
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    flag = bool(ctx and ctx.find_root().params.get("debug"))
+    return flag or os.environ.get("CO2NET_DEBUG", "").strip() not in ("", "0", "false")
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message).split())
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    # MLflow's own errors (a bad tracking URI) without importing MLflow here
+    return isinstance(exc, USER_ERRORS) or any(
+        cls.__name__ == "MlflowException" for cls in type(exc).__mro__
+    )
+
+
+def _reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a user error raised by the library into a one-line `UserError` (unless debugging)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            if _debug() or not _is_user_error(exc):
+                raise
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise UserError(_one_line(message)) from exc
+
+    return wrapper
+
+
+# ------------------------------------------------------------------------------------------
+# Output locations, checked before any work
+
+
+def _first_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def _check_parents(path: Path) -> None:
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{path}: cannot write here, {parent} is a file")
+    existing = _first_existing(path.parent)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot write here, {existing} is not writable")
+
+
+def check_output_file(path: str | Path, what: str = "output") -> Path:
+    """A file path the command may write: not a folder, no parent that is a file, writable.
+    Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file path, e.g. {path / 'out'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{what} {path} exists and is not writable")
+    _check_parents(path)
+    return path
+
+
+def check_output_dir(path: str | Path, what: str = "output") -> Path:
+    """A folder the command may write into: not a file, no parent that is a file, writable.
+    Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file; give a folder path")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path} is not writable")
+    _check_parents(path)
+    return path
+
+
+def _check_tracking_store(tracking_uri: str) -> None:
+    """A local SQLite store must exist: MLflow would otherwise create an empty one."""
+    from co2net_pipeline.runs import sqlite_store_path
+
+    db = sqlite_store_path(tracking_uri)
+    if db is not None and not db.is_file():
+        raise UserError(
+            f"no MLflow database at {db} (run `make run` first, or give --tracking-uri)"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# The command
+
+
+@click.group(
+    name="co2net",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback of an error instead of one line (also: CO2NET_DEBUG=1).",
+)
+@click.version_option(package_name="co2net-pipeline", message="%(prog)s %(version)s")
+def co2net(debug: bool) -> None:
+    """CO2-Net temporal action localisation: data, scoring and run comparison.
+
+    The pipelines themselves run with `kedro run` (see README).
+    """
+
+
+@co2net.command()
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("data/01_raw/synthetic"),
+    show_default=True,
+    help="Folder for <Name>-I3D-JOINTFeatures.npy and <Name>-Annotations/.",
+)
+@click.option(
+    "--dataset-name",
+    default="Thumos14reduced",
+    show_default=True,
+    help="Shipped annotations to synthesize for: Thumos14reduced or ActivityNet1.2.",
+)
+@click.option(
+    "--feature-dim",
+    type=click.IntRange(min=2),
+    default=32,
+    show_default=True,
+    help="Channels per modality (features are (T, 2·D)).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@click.option(
+    "--subset",
+    multiple=True,
+    help="Only the videos of this subset (repeatable, e.g. --subset validation).  [default: all]",
+)
+@_reports_user_errors
+def synthesize(
+    output: Path, dataset_name: str, feature_dim: int, seed: int, subset: tuple[str, ...]
+) -> None:
+    """Write the embedded SYNTHETIC THUMOS14-shaped feature set (not real I3D features)."""
+    check_output_dir(output)
+    from co2net_pipeline.data.synthetic import synthesize as run
+
+    params: dict[str, Any] = {"feature_dim": feature_dim, "seed": seed}
+    if subset:
+        params["subset"] = list(subset)
+    manifest = run(output, dataset_name, params)
+    name, gen = manifest["dataset_name"], manifest["generator"]
+    size_mb = Path(manifest["features"]).stat().st_size / 2**20
+    click.echo(
+        f"SYNTHETIC features (not real I3D) for {name}: {manifest['n_videos']} videos, "
+        f"{manifest['n_snippets']} snippets,"
+    )
+    click.echo(
+        f"  {gen['feature_dim']} RGB + {gen['feature_dim']} flow channels, seed {gen['seed']}, "
+        f"{manifest['seconds']:.1f} s"
+    )
+    click.echo(f"  wrote {manifest['features']} ({size_mb:.1f} MiB)")
+    click.echo(f"  wrote {manifest['annotations']}/ (real {name} annotations)")
+
+
+@co2net.command()
+@click.option(
+    "--features",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="W-TALC folder or .npy file, folder of per-video .npy files, or HDF5 file.",
+)
+@click.option(
+    "--annotations",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default="<Name>-Annotations/ beside W-TALC features, else the shipped ones",
+    help="W-TALC annotation folder, ActivityNet JSON or CSV.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["wtalc", "npy-folder", "hdf5"]),
+    default="wtalc",
+    show_default=True,
+    help="Layout of --features.",
+)
+@click.option(
+    "--dataset-name",
+    default=None,
+    show_default="from the W-TALC file name or the features' stem",
+    help="Dataset name; Thumos14reduced / ActivityNet1.2 select the shipped annotations.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default="data/02_intermediate/<slug>_features.h5, tables in data/03_primary",
+    help="Feature store (HDF5) to write; its tables and report go into the same folder.",
+)
+@_reports_user_errors
+def ingest(
+    features: Path,
+    annotations: Path | None,
+    fmt: str,
+    dataset_name: str | None,
+    output: Path | None,
+) -> None:
+    """Validate features + annotations, then write the feature store, tables and report.
+
+    Nothing is written unless validation passes and every file is written."""
+    from co2net_pipeline.data import ingest as lib
+
+    if output is None:
+        for folder in (lib.DEFAULT_STORE_DIR, lib.DEFAULT_TABLES_DIR, lib.DEFAULT_REPORT_DIR):
+            check_output_dir(folder)
+        result = lib.ingest(features, annotations, fmt=fmt, dataset_name=dataset_name)
+    else:
+        check_output_file(output)
+        result = _ingest_into(lib, output, features, annotations, fmt, dataset_name)
+    from co2net_pipeline.data.validation import report_to_markdown
+
+    click.echo(report_to_markdown(result.report))
+    if result.skipped:
+        click.echo(
+            f"{result.store_path}: up to date (same inputs and parameters); nothing rewritten"
+        )
+        return
+    click.echo(f"wrote {result.store_path} ({len(result.videos)} videos)")
+    for key in ("videos", "segments", "classlist", "ambiguous", "report_json", "report_md"):
+        click.echo(f"wrote {result.paths[key]}")
+
+
+def _ingest_into(lib, output: Path, features, annotations, fmt, dataset_name):
+    """`ingest` with the store at `output` and the tables beside it, all or nothing.
+
+    A first ingestion is written into a hidden staging folder and its files are moved into place
+    only when all exist (the store last: its presence marks a complete set). When a store is
+    already there, `ingest` itself decides: up to date → skipped, else each file is replaced
+    atomically, the store last."""
+    folder = output.parent
+    if output.exists():
+        return lib.ingest(
+            features,
+            annotations,
+            fmt=fmt,
+            dataset_name=dataset_name,
+            store_path=output,
+            tables_dir=folder,
+            report_dir=folder,
+        )
+    from co2net_pipeline.atomic import temp_name
+
+    # staged where the folder will be, on the same file system, so the moves are renames
+    anchor = _first_existing(folder)
+    staging = temp_name(anchor / output.name, "staging")
+    staging.mkdir()
+    try:
+        result = lib.ingest(
+            features,
+            annotations,
+            fmt=fmt,
+            dataset_name=dataset_name,
+            store_path=staging / output.name,
+            tables_dir=staging,
+            report_dir=staging,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        final = {key: folder / path.name for key, path in result.paths.items()}
+        for key, path in result.paths.items():
+            if key != "store":
+                os.replace(path, final[key])
+        os.replace(staging / output.name, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.paths = final
+    result.store_path = output
+    return result
+
+
+def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    from co2net_pipeline.evaluation import check_tiou_thresholds
+
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+        return check_tiou_thresholds(values)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}") from exc
+
+
+@co2net.command()
+@click.option(
+    "--predictions",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Detections: CSV video_id,t_start,t_end,label,score or an ActivityNet result JSON.",
+)
+@click.option(
+    "--ground-truth",
+    default="thumos14",
+    show_default=True,
+    help="thumos14, activitynet12 (shipped annotations) or a CSV/JSON ground-truth file.",
+)
+@click.option(
+    "--subset",
+    default=None,
+    show_default="test for thumos14, validation for activitynet12, all for a file",
+    help="Subset of the ground truth to score.",
+)
+@click.option(
+    "--units",
+    type=click.Choice(["snippets", "seconds"]),
+    default="snippets",
+    show_default=True,
+    help="Unit of the prediction times (snippets: 16 frames at 25 fps).",
+)
+@click.option(
+    "--tiou",
+    callback=_parse_tiou,
+    default=None,
+    show_default=THUMOS14_DEFAULT_TIOU,
+    help="Comma-separated tIoU thresholds, strictly increasing, each in (0, 1).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default="print only",
+    help="Also write the metrics as JSON to this file.",
+)
+@_reports_user_errors
+def evaluate(
+    predictions: Path,
+    ground_truth: str,
+    subset: str | None,
+    units: str,
+    tiou: list[float] | None,
+    output: Path | None,
+) -> None:
+    """Detection mAP of any detector's output, as the reference evaluator computes it."""
+    if output is not None:
+        check_output_file(output)
+    import json
+
+    from co2net_pipeline.atomic import atomic_write_text
+    from co2net_pipeline.evaluation import evaluate_files
+
+    scored = evaluate_files(predictions, ground_truth, subset, units, tiou)
+    for line in scored.warnings:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(scored.result.format_table())
+    if output is not None:
+        atomic_write_text(output, json.dumps(scored.document, indent=2) + "\n")
+        click.echo(f"metrics written to {output}")
+
+
+_tracking_uri_option = click.option(
+    "--tracking-uri",
+    default=DEFAULT_TRACKING_URI,
+    show_default=True,
+    help="MLflow tracking store.",
+)
+_experiment_option = click.option(
+    "--experiment", default="co2net", show_default=True, help="MLflow experiment."
+)
+
+
+@co2net.command()
+@_experiment_option
+@click.option(
+    "--runs",
+    "run_ids",
+    multiple=True,
+    metavar="ID",
+    help="Run id or unique prefix (the 8 characters our tools print); more ids may follow: "
+    "--runs 3ae8c661 05a0e50e.  [default: the latest finished top-level runs]",
+)
+@click.argument("more_run_ids", nargs=-1, metavar="[ID]...")
+@click.option(
+    "--last",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Without --runs: how many of the latest finished top-level runs.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("data/08_reporting/comparison"),
+    show_default=True,
+    help="Folder for comparison.csv and comparison.png (mAP vs tIoU).",
+)
+@_tracking_uri_option
+@_reports_user_errors
+def compare(
+    experiment: str,
+    run_ids: tuple[str, ...],
+    more_run_ids: tuple[str, ...],
+    last: int,
+    output: Path,
+    tracking_uri: str,
+) -> None:
+    """Side-by-side table of MLflow runs: the parameters that differ, then the mAPs (%).
+
+    The CSV holds what is printed: columns section, name, unit, then one per run."""
+    check_output_dir(output)
+    _check_tracking_store(tracking_uri)
+    import pandas as pd
+
+    from co2net_pipeline.tracking import (
+        compare_runs,
+        comparison_table,
+        save_comparison,
+        search_runs,
+    )
+
+    wanted = [*run_ids, *more_run_ids]
+    runs = search_runs(experiment, tracking_uri, wanted or None, include_nested=bool(wanted))
+    if not wanted:
+        runs = runs[runs["status"] == "FINISHED"].head(last)
+    if runs.empty:
+        raise UserError(f"experiment '{experiment}' has no run to compare")
+    params, metrics = compare_runs(runs)
+    table = comparison_table(params, metrics)
+    shown = table.set_index(["section", "name", "unit"]).astype(object)
+    shown = shown.where(shown.notna(), "-")
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        is_param = shown.index.get_level_values("section") == "parameter"
+        click.echo("Parameters that differ:" if is_param.any() else "No parameter differs.")
+        if is_param.any():
+            click.echo(shown[is_param].droplevel(["section", "unit"]).to_string())
+        click.echo("\nMetrics (mAP in %):")
+        click.echo(shown[~is_param].to_string())
+    csv, png = save_comparison(table, metrics, output)
+    click.echo(f"\nwrote {csv} and {png}")
+
+
+@co2net.command()
+@_experiment_option
+@_tracking_uri_option
+@_reports_user_errors
+def summary(experiment: str, tracking_uri: str) -> None:
+    """Headline mAPs of the latest finished run, and where to browse it."""
+    _check_tracking_store(tracking_uri)
+    from co2net_pipeline import runs as lib
+
+    run = lib.latest_scored_run(lib.load_runs(experiment, tracking_uri), experiment)
+    for line in summary_lines(run, experiment, tracking_uri):
+        click.echo(line)
+
+
+def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
+    """What `co2net summary` prints for one `runs.RunRecord` (mAPs in %, in tIoU order)."""
+    from co2net_pipeline.runs import BEST_ON_TEST_PREFIX, SELECTED_PREFIX, metric_label
+
+    source = run.tags.get("data_source", "unknown")
+    name = f", {run.name}" if run.name else ""
+    lines = [f"MLflow run {run.run_id} (experiment '{experiment}'{name}, data: {source})"]
+    models = [(run.selection_label(), run.model_metrics(SELECTED_PREFIX))]
+    best = run.model_metrics(BEST_ON_TEST_PREFIX)
+    best.pop("iteration", None)
+    if best:
+        models.append((run.best_on_test_label(), best))
+    for label, values in models:
+        per_tiou = {k: v for k, v in values.items() if k.startswith("map_")}
+        lines.append(f"  {label}:")
+        if per_tiou:
+            shown = "  ".join(
+                f"{metric_label(k).removeprefix('mAP@')}:{100 * v:.1f}" for k, v in per_tiou.items()
+            )
+            lines.append(f"    mAP@tIoU  {shown}")
+        for key, value in values.items():
+            if key.startswith("avg_"):
+                lines.append(f"    {metric_label(key):<16} {100 * value:6.2f}")
+    if source == "synthetic":
+        lines.append(
+            "  (embedded SYNTHETIC features: these numbers measure the pipeline, not THUMOS14)"
+        )
+    lines.append(f"  browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `co2net` with `argv` (default: the process arguments); returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(co2net.main(args=args, prog_name="co2net", standalone_mode=False) or 0)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        return 0
+    except click.exceptions.Abort:
+        click.echo("co2net: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None) or click.get_current_context(silent=True)
+        where = ctx.command_path if ctx else "co2net"
+        message = _one_line(exc.format_message())
+        if isinstance(exc, click.UsageError):
+            message += f" (see `{where} --help`)"
+        click.echo(f"{where}: error: {message}", err=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

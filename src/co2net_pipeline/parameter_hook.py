@@ -1,0 +1,73 @@
+"""Fail fast: the Kedro environment and every parameter a run reads are checked before the first
+node runs, so a typo costs seconds, not a training run (and no output is overwritten).
+
+On the command line (`kedro run`) a problem is one line, `Error: <problem>`, exit code 2; with
+`CO2NET_DEBUG=1` it is raised as a plain exception with its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from kedro.framework.hooks import hook_impl
+
+from co2net_pipeline.schemas import GROUPS, ParameterError, validate_parameters
+
+
+class ConfigurationError(click.ClickException, ValueError):
+    """A user's configuration mistake: click prints it as one line (exit code 2) in `kedro run`,
+    and it is a ValueError for Python callers (`KedroSession.run`)."""
+
+    exit_code = 2
+
+
+def _fail(message: str) -> None:
+    if os.environ.get("CO2NET_DEBUG", "") not in ("", "0"):
+        raise ParameterError(message)
+    raise ConfigurationError(message)
+
+
+def pipeline_groups(pipeline) -> list[str]:
+    """Parameter groups a pipeline reads (`params:<group>` or `params:<group>.<key>` inputs;
+    `parameters` means all), including a kedro-mlflow PipelineML's inference part."""
+    inputs = set(pipeline.inputs())
+    inference = getattr(pipeline, "inference", None)
+    if inference is not None:
+        inputs |= set(inference.inputs())
+    if "parameters" in inputs:
+        return list(GROUPS)
+    groups = {name[len("params:") :].split(".")[0] for name in inputs if name.startswith("params:")}
+    return [g for g in GROUPS if g in groups] + sorted(groups - set(GROUPS))
+
+
+class ParameterCheckHook:
+    """`after_context_created`: the environment exists. `before_pipeline_run` (first of all
+    hooks, before kedro-mlflow opens a run): the parameter groups of the selected pipeline and
+    the rules between them (`co2net_pipeline.schemas`)."""
+
+    def __init__(self) -> None:
+        self._context = None
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        self._context = context
+        env = context.env
+        conf = Path(context.config_loader.conf_source)
+        if env and not (conf / env).is_dir():
+            known = sorted(p.name for p in conf.iterdir() if p.is_dir()) if conf.is_dir() else []
+            _fail(
+                f"Kedro environment {env!r} not found: {conf / env} is not a folder "
+                f"(environments: {', '.join(known) or 'none'})"
+            )
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        if self._context is None:
+            return
+        params = self._context.config_loader["parameters"]
+        try:
+            validate_parameters(params, pipeline_groups(pipeline))
+        except ParameterError as exc:
+            _fail(str(exc))

@@ -1,0 +1,235 @@
+"""The parameter schema: one-line errors before anything runs, defaults printed in conf/base,
+environments that only override, and the same keys as the maths-side dataclasses."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from kedro.config import OmegaConfigLoader
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro_helpers import copy_project, tiny_params
+
+from co2net_pipeline.parameter_hook import ConfigurationError
+from co2net_pipeline.schemas import GROUPS, ParameterError, parse_group, validate_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ("thumos14", "activitynet12")
+
+
+def _params(env: str | None = None) -> dict:
+    from co2net_pipeline import settings
+
+    loader = OmegaConfigLoader(str(ROOT / "conf"), env=env, **settings.CONFIG_LOADER_ARGS)
+    return copy.deepcopy(dict(loader["parameters"]))
+
+
+def _with(params: dict, dotted: str, value) -> dict:
+    out = copy.deepcopy(params)
+    *path, last = dotted.split(".")
+    node = out
+    for key in path:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "message"),
+    [
+        ("training.lr", -1, "training.lr=-1: must be > 0"),
+        ("training.max_itr", 10, "training.max_itr: unknown parameter (did you mean max_iter?)"),
+        (
+            "training.selection",
+            "foo",
+            "training.selection='foo': must be one of 'last', 'heldout' or 'oracle_test'",
+        ),
+        ("training.max_iter", 0, "training.max_iter=0: must be >= 1"),
+        (
+            "proposals.class_treshold",
+            0.1,
+            "proposals.class_treshold: unknown parameter (did you mean class_threshold?)",
+        ),
+        (
+            "training.n_similar",
+            6,
+            "training.n_similar=6: must be <= training.batch_size / 2 "
+            "(batch_size=10 holds 5 class-sharing pairs)",
+        ),
+        ("training.interval", 5000, "training.interval=5000: must be <= training.max_iter=2000"),
+        (
+            "training.selection",
+            "heldout",
+            "training.selection='heldout': needs snippet_sampling.heldout_fraction > 0 (it is 0)",
+        ),
+        ("training.lr", "1e-3", "training.lr='1e-3': must be a number"),
+        ("training.device", "gpu", "training.device='gpu': must be auto, cpu, cuda"),
+        ("evaluation.tiou", [0.7, 0.1], "evaluation.tiou=[0.7, 0.1]: must be strictly increasing"),
+        ("evaluation.tiou", [], "evaluation.tiou=[]: must not be empty"),
+        ("evaluation.tiou", [0.1, 1.5], "evaluation.tiou[1]=1.5: must be < 1"),
+        ("evaluation.test_curve_every", -1, "evaluation.test_curve_every=-1: must be >= 0"),
+        ("snippet_sampling.rng", "numpy", "snippet_sampling.rng='numpy': must be one of"),
+        ("loss.weights.mutal", 1.0, "loss.weights.mutal: unknown parameter (did you mean mutual?)"),
+        ("loss.n_similar", 3, "loss.n_similar: unknown parameter"),
+        (
+            "feature_ingestion.validation.min_snipets",
+            1,
+            "feature_ingestion.validation.min_snipets: unknown parameter (did you mean min_snippets?)",
+        ),
+        ("model.feature_dim", 16, "model.feature_dim=16: must equal feature_ingestion.feature_dim=32"),
+        (
+            "studies.ablation_selection",
+            "fulll",
+            "studies.ablation_selection='fulll': not in studies.ablations (did you mean full?)",
+        ),
+        (
+            "studies.ablations.fusion_foo",
+            {"model": {"fusion": "foo"}},
+            "studies.ablations.fusion_foo: model.fusion='foo': must be one of",
+        ),
+        ("trainig.lr", 1.0, "trainig: unknown parameter group (did you mean training?)"),
+    ],
+)
+def test_a_bad_parameter_is_one_line_naming_key_value_and_rule(dotted, value, message):
+    with pytest.raises(ParameterError) as info:
+        validate_parameters(_with(_params(), dotted, value))
+    text = str(info.value)
+    assert text.startswith(message), text
+    assert "\n" not in text and len(text) < 400
+
+
+def test_every_problem_is_reported_at_once():
+    params = _with(_with(_params(), "training.lr", 0), "proposals.oic_margin", -1)
+    with pytest.raises(ParameterError, match=r"training.lr=0: must be > 0; proposals.oic_margin"):
+        validate_parameters(params)
+
+
+@pytest.mark.parametrize("env", [None, *ENVS])
+def test_shipped_configurations_are_valid(env):
+    validate_parameters(_params(env))
+
+
+def test_conf_base_prints_the_schema_defaults():
+    """conf/base/parameters_*.yml holds each group's defaults (a subset of keys); the schema
+    must agree, so the default is defined once."""
+    for path in sorted((ROOT / "conf/base").glob("parameters_*.yml")):
+        for group, values in (yaml.safe_load(path.read_text()) or {}).items():
+            defaults = parse_group(group, {}).model_dump()
+            if group == "studies":
+                values = {k: v for k, v in values.items() if k != "ablations"}
+            _assert_subset(values, defaults, f"{path.name}: {group}")
+
+
+def _assert_subset(values, defaults, where):
+    for key, value in values.items():
+        assert key in defaults, f"{where}.{key}: not in the schema"
+        if isinstance(value, dict):
+            _assert_subset(value, defaults[key], f"{where}.{key}")
+        elif isinstance(value, list) and value and isinstance(value[0], float):
+            assert value == pytest.approx(defaults[key]), f"{where}.{key}"
+        else:
+            assert value == defaults[key], f"{where}.{key}: yml {value!r}, schema {defaults[key]!r}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_environments_override_and_never_restate(env):
+    base = _params()
+    for path in (ROOT / "conf" / env).glob("parameters*.yml"):
+        for group, values in (yaml.safe_load(path.read_text()) or {}).items():
+            for key, value in values.items():
+                assert base[group].get(key) != value, f"{path}: {group}.{key} restates the default"
+
+
+def test_schema_keys_are_the_dataclass_fields():
+    from co2net_pipeline.data.synthetic import SyntheticParams
+    from co2net_pipeline.data.validation import ValidationParams
+    from co2net_pipeline.localization import ProposalParams
+    from co2net_pipeline.losses import TERMS, LossConfig
+    from co2net_pipeline.model import ModelConfig
+    from co2net_pipeline.training import NODE_KEYS, TrainConfig
+
+    def fields(cls, drop=()):
+        return {f.name for f in dataclasses.fields(cls)} - set(drop)
+
+    assert set(GROUPS["model"].model_fields) == fields(ModelConfig, ["n_classes"])
+    loss = set(GROUPS["loss"].model_fields) - {"weights"}
+    assert loss | set(TERMS) == fields(LossConfig, ["n_similar"])
+    assert set(GROUPS["training"].model_fields) == fields(TrainConfig) | set(NODE_KEYS)
+    assert set(GROUPS["proposals"].model_fields) == fields(ProposalParams)
+    validation = GROUPS["feature_ingestion"].model_fields["validation"].annotation
+    assert set(validation.model_fields) == fields(ValidationParams, ["feature_dim"])
+    generator = GROUPS["synthetic_data"].model_fields["generator"].annotation
+    assert set(generator.model_fields) == fields(SyntheticParams)
+
+
+# --------------------------------------------------------------------------------------------
+# Through Kedro: the check runs before the first node, nothing is written
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    project = copy_project(tmp_path)
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    return project
+
+
+def _written(project: Path) -> list[str]:
+    data = project / "data"
+    return sorted(str(p.relative_to(project)) for p in data.rglob("*")) if data.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"proposals": {"class_treshold": 0.1}},
+            "proposals.class_treshold: unknown parameter (did you mean class_threshold?)",
+        ),
+        ({"training": {"lr": -1}}, "training.lr=-1: must be > 0"),
+    ],
+)
+def test_kedro_run_fails_before_any_dataset_is_touched(project, extra, message, monkeypatch):
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    with KedroSession.create(project_path=project, runtime_params=tiny_params(extra)) as session:
+        with pytest.raises(ConfigurationError) as info:
+            session.run(pipeline_names=["train_eval"])
+    assert str(info.value.message) == message
+    assert isinstance(info.value, ValueError) and info.value.exit_code == 2
+    assert _written(project) == []
+
+
+def test_only_the_selected_pipelines_groups_are_checked(project):
+    """A broken training key does not stop a pipeline that never reads it."""
+    pipelines = pytest.importorskip("co2net_pipeline.parameter_hook")
+    from co2net_pipeline.pipeline_registry import register_pipelines
+
+    registered = register_pipelines()
+    assert pipelines.pipeline_groups(registered["synthetic_data"]) == ["synthetic_data"]
+    assert {"training", "proposals", "evaluation"} <= set(
+        pipelines.pipeline_groups(registered["train_eval"])
+    )
+
+
+def test_unknown_environment_is_named(project, monkeypatch):
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    with pytest.raises(ConfigurationError, match=r"Kedro environment 'nosuchenv' not found: "):
+        with KedroSession.create(project_path=project, env="nosuchenv") as session:
+            session.run(pipeline_names=["synthetic_data"])
+    assert _written(project) == []
+
+
+def test_debug_mode_raises_the_plain_error(project, monkeypatch):
+    monkeypatch.setenv("CO2NET_DEBUG", "1")
+    with KedroSession.create(
+        project_path=project, runtime_params=tiny_params({"training": {"max_iter": 0}})
+    ) as session:
+        with pytest.raises(ParameterError, match="training.max_iter=0: must be >= 1") as info:
+            session.run(pipeline_names=["train_eval"])
+    assert not isinstance(info.value, ConfigurationError)
+    assert os.environ["CO2NET_DEBUG"] == "1"
