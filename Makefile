@@ -18,7 +18,7 @@ else
   TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
 endif
 
-.PHONY: setup run test bench lint lock viz clean-data airflow-dag
+.PHONY: setup run test bench lint lock viz clean-data airflow-dag rehearsal gpu-check
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -48,6 +48,17 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# Full-width (2 x 1024) rehearsal of the real-feature path, stage by stage (time, peak RSS):
+# synthetic W-TALC files -> ingestion -> training -> test-set inference -> proposals -> mAP.
+# REHEARSAL_ARGS="--dataset thumos14" (default both; ActivityNet1.2 needs ~21 GB of disk).
+rehearsal: setup
+	$(BIN)/python benchmarks/rehearsal.py $(REHEARSAL_ARGS)
+
+# GPU readiness: CUDA torch (separate venv), CUDA-marked tests, full-size THUMOS14 timings
+# with % of the GPU's bf16 peak; <= 8 min on one H100/H200. Fails at once without a GPU.
+gpu-check: setup
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks

@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections, load_ground_truth
+from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections
+from co2net_pipeline.evaluation_io import load_ground_truth
 from co2net_pipeline.inference import run_inference
 from co2net_pipeline.localization import ProposalParams, localize_videos
 from co2net_pipeline.model import ModelConfig, build_model

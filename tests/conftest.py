@@ -10,6 +10,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    # `make gpu-check` runs `pytest -m cuda`; without a GPU these tests skip themselves.
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (run by make gpu-check)")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run fastest on one thread, and a second OpenMP thread stalls badly when

@@ -61,3 +61,62 @@ def test_nodes_do_not_import_other_nodes():
             if foreign and ".nodes" in name:
                 offenders[str(path.relative_to(PACKAGE))] = name
     assert offenders == {}
+
+
+# ---- what kedro viz shows ---------------------------------------------------------------------
+
+KEDRO_VIZ_LAYERS = {
+    "raw",
+    "intermediate",
+    "primary",
+    "feature",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
+}
+
+
+def test_every_catalogued_dataset_has_a_layer():
+    import yaml
+
+    conf = PACKAGE.parents[1] / "conf"
+    layers = {}
+    for path in sorted(conf.glob("*/catalog*.yml")):
+        for name, entry in (yaml.safe_load(path.read_text()) or {}).items():
+            if name.startswith("_") or not isinstance(entry, dict):
+                continue  # YAML anchors
+            layers[f"{path.parent.name}/{name}"] = (
+                (entry.get("metadata") or {}).get("kedro-viz", {}).get("layer")
+            )
+    assert layers, "no catalog entry found"
+    assert {k: v for k, v in layers.items() if v not in KEDRO_VIZ_LAYERS} == {}
+    assert layers["base/feature_store"] == "feature"
+    # reports sit in the layer of what they describe, beside their producer (no edge across
+    # the whole graph down to the reporting layer)
+    assert layers["base/validation_report"] == layers["base/videos"] == "primary"
+    assert layers["base/loss_curves_plot"] == layers["base/training_history"] == "model_output"
+
+
+def test_train_eval_stages_are_namespaces_over_global_datasets():
+    from co2net_pipeline.pipelines.train_eval.pipeline import (
+        STAGES,
+        create_configuration_pipeline,
+        create_pipeline,
+    )
+
+    train_eval = create_pipeline()
+    assert [n.namespace for n in train_eval.nodes] == sorted(
+        (n.namespace for n in train_eval.nodes), key=list(STAGES).index
+    )
+    assert {n.namespace for n in train_eval.nodes} == set(STAGES)
+    assert all(n.name.startswith(f"{n.namespace}.") for n in train_eval.nodes)
+    # dataset names stay those of the catalog and of the stage pipelines run on their own
+    stages = [STAGES[name].create_pipeline() for name in STAGES]
+    assert train_eval.datasets() == set().union(*(p.datasets() for p in stages))
+    # what a study configuration runs: train_eval from the data split on, same nodes
+    chain = create_configuration_pipeline()
+    assert "data_split" in chain.inputs() and "feature_ingestion" not in {
+        n.namespace for n in chain.nodes
+    }
+    assert {n.name for n in chain.nodes} < {n.name for n in train_eval.nodes}

@@ -14,13 +14,16 @@ from golden import PROJECT_ROOT, golden_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from co2net_pipeline.cli import main as co2net
 from co2net_pipeline.evaluation import (
     ACTIVITYNET_TIOU,
     THUMOS14_TIOU,
     average_map,
-    detections_to_activitynet_json,
-    evaluate_command,
     evaluate_detections,
+)
+from co2net_pipeline.evaluation_io import (
+    detections_to_activitynet_json,
+    evaluate_files,
     load_ground_truth,
     load_predictions,
 )
@@ -35,7 +38,7 @@ def _numeric_keys(mapping: dict) -> dict[float, float]:
 
 def _load_reference_loops():
     spec = importlib.util.spec_from_file_location(
-        "reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py"
+        "reference_loops", PROJECT_ROOT / "tests" / "reference_loops.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -43,7 +46,7 @@ def _load_reference_loops():
 
 
 # --------------------------------------------------------------------------------------------
-# Golden cases, through `evaluate_command` (what `co2net evaluate` runs)
+# Golden cases, through `co2net evaluate`
 
 
 @pytest.mark.parametrize("case", golden_cases("evaluation"))
@@ -57,15 +60,11 @@ def test_golden_evaluation(case: Path, tmp_path: Path, capsys) -> None:
         source = str(case / source)
     output = tmp_path / "metrics.json"
 
-    code = evaluate_command(
-        str(predictions),
-        source,
-        expected["subset"],
-        expected["units"],
-        expected["tiou"],
-        str(output),
-    )
-    assert code == 0
+    args = ["evaluate", "--predictions", str(predictions), "--ground-truth", source]
+    args += ["--units", expected["units"], "--tiou", ",".join(map(str, expected["tiou"]))]
+    if expected["subset"] is not None:
+        args += ["--subset", expected["subset"]]
+    assert co2net([*args, "--output", str(output)]) == 0
     assert "mAP" in capsys.readouterr().out
     got = json.loads(output.read_text())
 
@@ -353,7 +352,7 @@ def test_load_ground_truth_units_and_rounding(tmp_path: Path) -> None:
         load_ground_truth("thumos14", None, "frames")
 
 
-def test_evaluate_command_warnings_and_atomic_output(tmp_path: Path, capsys) -> None:
+def test_evaluate_warnings_and_atomic_output(tmp_path: Path, capsys) -> None:
     gt = tmp_path / "gt.csv"
     gt.write_text("video_id,t_start,t_end,label\nclip,0.0,6.4,a\nclip,12.8,19.2,b\n")
     preds = tmp_path / "pred.csv"
@@ -367,25 +366,30 @@ def test_evaluate_command_warnings_and_atomic_output(tmp_path: Path, capsys) -> 
     # The reversed row (30 → 25) has IoU 0 with b's GT [20, 30]; had it been 30 → 20, the signed
     # union would be 0 and the reference's 0/0 = NaN would count it as a match.
     out = tmp_path / "sub" / "metrics.json"
-    assert evaluate_command(str(preds), str(gt), None, "snippets", [0.5], str(out)) == 0
-    text = capsys.readouterr().out
+    args = ["--predictions", str(preds), "--ground-truth", str(gt), "--tiou", "0.5"]
+    assert co2net(["evaluate", *args, "--output", str(out)]) == 0
+    text = capsys.readouterr().err
     assert "1 prediction(s) for videos outside the ground truth" in text
     assert "1 prediction(s) with a label outside the evaluated classes" in text
     assert "1 prediction(s) with t_end < t_start" in text
     data = json.loads(out.read_text())
-    assert data["warnings"] == {"unknown_videos": 1, "unknown_classes": 1, "reversed_segments": 1}
+    assert {k: v for k, v in data["warnings"].items() if v} == {
+        "unknown_videos": 1,
+        "unknown_classes": 1,
+        "reversed_segments": 1,
+    }
     assert data["per_class_ap"]["a"]["0.5"] == pytest.approx(1.0)
     assert data["per_class_ap"]["b"]["0.5"] == 0.0
     assert math.isclose(data["map"]["0.5"], 0.5)
     assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]
 
 
-def test_evaluate_command_rejects_bad_input(tmp_path: Path) -> None:
+def test_evaluate_files_rejects_bad_input(tmp_path: Path) -> None:
     preds = tmp_path / "pred.csv"
     preds.write_text("video_id,t_start,t_end,label,score\nv,0,1,a,0.5\n")
     with pytest.raises(ValueError, match="units"):
-        evaluate_command(str(preds), "thumos14", units="minutes")
-    with pytest.raises(ValueError, match=r"tIoU thresholds must lie in \[0, 1\]"):
-        evaluate_command(str(preds), "thumos14", tiou=[0.5, 1.5])
+        evaluate_files(str(preds), "thumos14", units="minutes")
+    with pytest.raises(ValueError, match="tIoU thresholds must lie strictly between 0 and 1"):
+        evaluate_files(str(preds), "thumos14", tiou=[0.5, 1.5])
     with pytest.raises(ValueError, match="no video in subset"):
-        evaluate_command(str(preds), "thumos14", subset="nonexistent")
+        evaluate_files(str(preds), "thumos14", subset="nonexistent")

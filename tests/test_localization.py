@@ -36,7 +36,7 @@ KEY = ["video_id", "label", "t_start", "t_end"]
 
 def _load_reference_loops():
     spec = importlib.util.spec_from_file_location(
-        "reference_loops", PROJECT_ROOT / "benchmarks" / "reference_loops.py"
+        "reference_loops", PROJECT_ROOT / "tests" / "reference_loops.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

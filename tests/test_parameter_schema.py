@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kedro.config import OmegaConfigLoader
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -68,6 +70,7 @@ def _with(params: dict, dotted: str, value) -> dict:
             "training.selection='heldout': needs snippet_sampling.heldout_fraction > 0 (it is 0)",
         ),
         ("training.lr", "1e-3", "training.lr='1e-3': must be a number"),
+        ("proposals.oic_weight", float("nan"), "proposals.oic_weight=nan: must be a finite number"),
         ("training.device", "gpu", "training.device='gpu': must be auto, cpu, cuda"),
         ("evaluation.tiou", [0.7, 0.1], "evaluation.tiou=[0.7, 0.1]: must be strictly increasing"),
         ("evaluation.tiou", [], "evaluation.tiou=[]: must not be empty"),
@@ -81,7 +84,11 @@ def _with(params: dict, dotted: str, value) -> dict:
             1,
             "feature_ingestion.validation.min_snipets: unknown parameter (did you mean min_snippets?)",
         ),
-        ("model.feature_dim", 16, "model.feature_dim=16: must equal feature_ingestion.feature_dim=32"),
+        (
+            "model.feature_dim",
+            16,
+            "model.feature_dim=16: must equal feature_ingestion.feature_dim=32",
+        ),
         (
             "studies.ablation_selection",
             "fulll",
@@ -214,6 +221,16 @@ def test_only_the_selected_pipelines_groups_are_checked(project):
     assert {"training", "proposals", "evaluation"} <= set(
         pipelines.pipeline_groups(registered["train_eval"])
     )
+    # training_ml: its logged model's inference part reads inference and proposals
+    ml = registered["training_ml"]
+    assert {"inference", "proposals"} <= set(pipelines.pipeline_groups(ml.training, [ml]))
+
+
+def test_dataclass_configs_suggest_the_closest_key():
+    from co2net_pipeline.localization import ProposalParams
+
+    with pytest.raises(ValueError, match=r"did you mean class_treshold -> class_threshold\?"):
+        ProposalParams.from_dict({"class_treshold": 0.1})
 
 
 def test_unknown_environment_is_named(project, monkeypatch):
@@ -233,3 +250,46 @@ def test_debug_mode_raises_the_plain_error(project, monkeypatch):
             session.run(pipeline_names=["train_eval"])
     assert not isinstance(info.value, ConfigurationError)
     assert os.environ["CO2NET_DEBUG"] == "1"
+
+
+# --------------------------------------------------------------------------------------------
+# Property: any parameter set is accepted or refused in one line, never with a traceback
+
+
+_KEYS = sorted({k for schema in GROUPS.values() for k in schema.model_fields} | {"lr ", "max_itr"})
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+    | st.sampled_from(["auto", "cpu", "cuda:1", "last", "oracle_test", "0.1:0.7", "1 2 3"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.sampled_from([None, *ENVS]),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from([*GROUPS, "trainig", "evaluation"]),
+            st.sampled_from(_KEYS),
+            _VALUES,
+        ),
+        max_size=4,
+    ),
+)
+def test_any_parameter_set_is_accepted_or_refused_in_one_line(base, edits):
+    params = _BASES[base]
+    for group, key, value in edits:
+        params = _with(params, f"{group}.{key}", value)
+    try:
+        validate_parameters(params)
+    except ParameterError as exc:
+        text = str(exc)
+        assert text and "\n" not in text and "Traceback" not in text
+
+
+_BASES = {env: _params(env) for env in (None, *ENVS)}

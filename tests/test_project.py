@@ -161,7 +161,7 @@ def _artifact_paths(run_id: str, path: str | None = None) -> set[str]:
                 "training.max_seqlen": 60,
                 "loss.topk_divisor": 5,
                 "snippet_sampling.train_subset": "training",
-                "evaluation.test_subset": "validation",
+                "snippet_sampling.test_subset": "validation",
                 "proposals.ambiguous_filter": False,
             },
         ),
@@ -179,4 +179,4 @@ def test_dataset_environments_override_single_keys(project, monkeypatch, env, ex
     assert params["training"]["batch_size"] == 10
     assert params["training"]["n_similar"] == 3
     assert params["loss"]["weights"]["norm"] == 0.8
-    assert params["feature_ingestion"]["synthetic"] is False
+    assert params["feature_ingestion"]["data_source"] == f"{env}_i3d"

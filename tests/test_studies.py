@@ -133,11 +133,21 @@ def test_new_video_features_frame_round_trip_and_errors():
         np.testing.assert_array_equal(back[vid], feat)
     with pytest.raises(ValueError, match="v1: snippet column"):
         frame_to_features(frame.drop(index=2))
-    with pytest.raises(ValueError, match="channel columns"):
+    with pytest.raises(ValueError, match="missing columns flow_2"):
         frame_to_features(frame.drop(columns="flow_2"))
 
 
 # ---- pipelines ----------------------------------------------------------------------------
+
+
+def _pipeline_runs(project: Path, pipeline: str) -> list:
+    """The (top-level) runs of `kedro run --pipelines=<pipeline>`, newest first (run names may
+    add `/<seed and configuration>` after the pipeline; nested runs are `<study>/<name>`)."""
+    return [
+        r
+        for r in find_runs(project)
+        if r.info.run_name.split("/")[0] == pipeline and "mlflow.parentRunId" not in r.data.tags
+    ]
 
 
 def _children(project: Path, parent_id: str) -> list:
@@ -147,7 +157,7 @@ def _children(project: Path, parent_id: str) -> list:
 @pytest.mark.slow
 def test_train_eval_seeds_logs_nested_runs_and_mean_std(project):
     run_pipeline(project, "train_eval_seeds", {"studies": {"seeds": [3552, 7]}})
-    parent = find_runs(project, "attributes.run_name = 'train_eval_seeds'")[0]
+    parent = _pipeline_runs(project, "train_eval_seeds")[0]
     children = _children(project, parent.info.run_id)
     assert sorted(c.data.params["training.seed"] for c in children) == ["3552", "7"]
     for child in children:
@@ -178,7 +188,7 @@ def test_train_eval_seeds_logs_nested_runs_and_mean_std(project):
     assert "mean ± std" in (project / "data/08_reporting/studies/seeds.md").read_text()
 
     # seed 3552 is train_eval's seed: same plan, same weights, so the same mAPs (library reuse)
-    train_eval = find_runs(project, "attributes.run_name = 'train_eval'")[-1]
+    train_eval = _pipeline_runs(project, "train_eval")[-1]
     assert parent.data.tags["feature_fingerprint"] == train_eval.data.tags["feature_fingerprint"]
     same_seed = next(c for c in children if c.data.params["training.seed"] == "3552")
     for name, value in train_eval.data.metrics.items():
@@ -189,7 +199,7 @@ def test_train_eval_seeds_logs_nested_runs_and_mean_std(project):
 @pytest.mark.slow
 def test_ablations_make_one_comparison_table(project):
     run_pipeline(project, "ablations", {"studies": {"ablation_selection": ["full", "mutual_kl"]}})
-    parent = find_runs(project, "attributes.run_name = 'ablations'")[0]
+    parent = _pipeline_runs(project, "ablations")[0]
     children = {c.data.tags["configuration"]: c for c in _children(project, parent.info.run_id)}
     assert set(children) == {"full", "mutual_kl"}
     assert children["mutual_kl"].data.params["loss.mutual_metric"] == "kl"
@@ -219,7 +229,7 @@ def test_ablations_make_one_comparison_table(project):
 @pytest.mark.slow
 def test_training_ml_logs_a_pyfunc_model_that_detects_on_new_features(project):
     run_pipeline(project, "training_ml")
-    run = find_runs(project, "attributes.run_name = 'training_ml'")[0]
+    run = _pipeline_runs(project, "training_ml")[0]
     experiment = mlflow.get_experiment_by_name("co2net")
     models = [
         m
@@ -240,7 +250,7 @@ def test_training_ml_logs_a_pyfunc_model_that_detects_on_new_features(project):
     # the same as running the inference nodes by hand on the trained model
     classlist = pd.read_json(project / "data/03_primary/classlist.json", typ="series").tolist()
     trained = TorchModelDataset(filepath=str(project / "data/06_models/co2net.pt")).load()
-    cas = infer_new_videos(frame, trained, {})
+    cas = infer_new_videos(frame, trained, _base_params()["inference"])  # as the logged model
     expected = detect_new_videos(cas, classlist, _base_params()["proposals"])
     pd.testing.assert_frame_equal(
         detections.reset_index(drop=True), expected.reset_index(drop=True)

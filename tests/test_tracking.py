@@ -18,7 +18,7 @@ import pytest
 from kedro_helpers import find_runs, run_pipeline, tiny_trained_project, use_tracking
 from nbclient import NotebookClient
 
-from co2net_pipeline.console import main as co2net
+from co2net_pipeline.cli import main as co2net
 from co2net_pipeline.tracking import search_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,34 +31,40 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_co2net_compare_two_runs_writes_csv_and_png(project, tmp_path, capsys):
-    train_eval = find_runs(project, "attributes.run_name = 'train_eval'")[-1]
+    train_eval = find_runs(project, "attributes.run_name LIKE 'train_eval%'")[-1]
     # re-score the same CAS with another class threshold: a second run whose params differ
     run_pipeline(project, ["proposals", "evaluation"], {"proposals": {"class_threshold": 0.5}})
-    rescored = find_runs(project, "attributes.run_name = 'proposals+evaluation'")[0]
+    rescored = find_runs(project, "attributes.run_name LIKE 'proposals+evaluation%'")[0]
     uri = f"sqlite:///{project / 'mlflow.db'}"
     out = tmp_path / "comparison"
     ids = [train_eval.info.run_id, rescored.info.run_id]
     capsys.readouterr()
 
-    assert co2net(["compare", "--runs", *ids, "--output", str(out), "--tracking-uri", uri]) == 0
+    # the 8-character ids our tools print are enough
+    prefixes = [i[:8] for i in ids]
+    assert (
+        co2net(["compare", "--runs", *prefixes, "--output", str(out), "--tracking-uri", uri]) == 0
+    )
 
     printed = capsys.readouterr().out
     assert "proposals.class_threshold" in printed
     assert (out / "comparison.png").stat().st_size > 0
-    table = pd.read_csv(out / "comparison.csv", index_col=[0, 1])
+    table = pd.read_csv(out / "comparison.csv", index_col=[0, 1])  # section, name
+    assert table.loc[("selected model", "mAP@0.5"), "unit"] == "%"
+    table = table.drop(columns="unit")
     columns = [i[:8] for i in ids]  # train_eval, rescored
     assert sorted(table.columns) == sorted(columns)
-    threshold = table.loc[("param", "proposals.class_threshold"), columns]
+    threshold = table.loc[("parameter", "proposals.class_threshold"), columns]
     assert threshold.astype(float).tolist() == [0.2, 0.5]
-    assert ("param", "evaluation.tiou") not in table.index  # equal in both runs
-    for metric in ("map_0.5", "avg_0.1-0.7"):
-        assert table.loc[("metric", metric)].notna().all()
+    assert "evaluation.tiou" not in table.index.get_level_values("name")  # equal in both runs
+    for metric in ("mAP@0.5", "avg mAP 0.1:0.7"):
+        assert table.loc[("selected model", metric)].notna().all()
 
 
 @pytest.mark.slow
 def test_compare_without_run_ids_leaves_nested_runs_out(project, tmp_path):
     use_tracking(project)
-    train_eval = find_runs(project, "attributes.run_name = 'train_eval'")[-1]
+    train_eval = find_runs(project, "attributes.run_name LIKE 'train_eval%'")[-1]
     client = mlflow.MlflowClient()
     child = client.create_run(
         train_eval.info.experiment_id,
@@ -72,7 +78,7 @@ def test_compare_without_run_ids_leaves_nested_runs_out(project, tmp_path):
     assert child.info.run_id not in set(top["run_id"])
     assert child.info.run_id in set(search_runs("co2net", uri)["run_id"])
     assert co2net(["compare", "--output", str(tmp_path), "--tracking-uri", uri]) == 0
-    shown = list(pd.read_csv(tmp_path / "comparison.csv", index_col=[0, 1]).columns)
+    shown = list(pd.read_csv(tmp_path / "comparison.csv", index_col=[0, 1, 2]).columns)
     newest = top[top["status"] == "FINISHED"]["run_id"].str[:8].head(5).tolist()
     assert shown == newest and child.info.run_id[:8] not in shown
 

@@ -6,9 +6,9 @@ file, value or output path) ends with exit status 2 and one line `co2net <comman
 `--debug` or `CO2NET_DEBUG=1` shows the traceback instead. The library is imported inside each
 command, so `co2net --help` and `co2net summary` do not pay for torch, pandas or MLflow.
 
-Kedro imports `<package>.cli` on every `kedro` command and merges the click group named `cli`
-into the `kedro` command (its documented hook for project commands). `cli` is therefore an empty
-group, so that `kedro` keeps exactly its own commands; the `co2net` command is `co2net`.
+Kedro imports `<package>.cli` on every `kedro` command and merges the commands of the click group
+named `cli` into the `kedro` command (its documented hook for project commands): `cli` holds the
+`co2net` group, so `kedro co2net summary` works too and `kedro --help` lists it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -30,11 +31,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 THUMOS14_DEFAULT_TIOU = (
     "0.1,0.2,...,0.9 (THUMOS14, CSV ground truth); 0.5,0.55,...,0.95 (ActivityNet)"
 )
-
-
-@click.group(help="Kedro hooks for project commands; the project's own command is `co2net`.")
-def cli() -> None:
-    pass
 
 
 class UserError(click.ClickException):
@@ -103,12 +99,12 @@ def _check_parents(path: Path) -> None:
         raise UserError(f"{path}: cannot write here, {existing} is not writable")
 
 
-def check_output_file(path: str | Path, what: str = "output") -> Path:
+def check_output_file(path: str | Path, example: str = "out", what: str = "output") -> Path:
     """A file path the command may write: not a folder, no parent that is a file, writable.
-    Creates nothing."""
+    Creates nothing. example: a file name for the message's suggestion."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{what} {path} is a folder; give a file path, e.g. {path / 'out'}")
+        raise UserError(f"{what} {path} is a folder; give a file path, e.g. {path / example}")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"{what} {path} exists and is not writable")
     _check_parents(path)
@@ -159,7 +155,7 @@ def co2net(debug: bool) -> None:
     """
 
 
-@co2net.command()
+@co2net.command(short_help="Write the SYNTHETIC THUMOS14-shaped feature set.")
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -184,7 +180,8 @@ def co2net(debug: bool) -> None:
 @click.option(
     "--subset",
     multiple=True,
-    help="Only the videos of this subset (repeatable, e.g. --subset validation).  [default: all]",
+    show_default="every video",
+    help="Only the videos of this subset (repeatable, e.g. --subset validation).",
 )
 @_reports_user_errors
 def synthesize(
@@ -212,7 +209,7 @@ def synthesize(
     click.echo(f"  wrote {manifest['annotations']}/ (real {name} annotations)")
 
 
-@co2net.command()
+@co2net.command(short_help="Check features + annotations, write the feature store.")
 @click.option(
     "--features",
     type=click.Path(path_type=Path),
@@ -265,7 +262,7 @@ def ingest(
             check_output_dir(folder)
         result = lib.ingest(features, annotations, fmt=fmt, dataset_name=dataset_name)
     else:
-        check_output_file(output)
+        check_output_file(output, example="features.h5")
         result = _ingest_into(lib, output, features, annotations, fmt, dataset_name)
     from co2net_pipeline.data.validation import report_to_markdown
 
@@ -280,7 +277,14 @@ def ingest(
         click.echo(f"wrote {result.paths[key]}")
 
 
-def _ingest_into(lib, output: Path, features, annotations, fmt, dataset_name):
+def _ingest_into(
+    lib: ModuleType,
+    output: Path,
+    features: Path,
+    annotations: Path | None,
+    fmt: str,
+    dataset_name: str | None,
+) -> Any:
     """`ingest` with the store at `output` and the tables beside it, all or nothing.
 
     A first ingestion is written into a hidden staging folder and its files are moved into place
@@ -339,7 +343,7 @@ def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) ->
         raise click.BadParameter(f"{text!r}: {exc}") from exc
 
 
-@co2net.command()
+@co2net.command(short_help="Detection mAP of any detector's output.")
 @click.option(
     "--predictions",
     type=click.Path(path_type=Path),
@@ -390,11 +394,11 @@ def evaluate(
 ) -> None:
     """Detection mAP of any detector's output, as the reference evaluator computes it."""
     if output is not None:
-        check_output_file(output)
+        check_output_file(output, example="metrics.json")
     import json
 
     from co2net_pipeline.atomic import atomic_write_text
-    from co2net_pipeline.evaluation import evaluate_files
+    from co2net_pipeline.evaluation_io import evaluate_files
 
     scored = evaluate_files(predictions, ground_truth, subset, units, tiou)
     for line in scored.warnings:
@@ -416,15 +420,16 @@ _experiment_option = click.option(
 )
 
 
-@co2net.command()
+@co2net.command(short_help="MLflow runs side by side: differing parameters, mAPs.")
 @_experiment_option
 @click.option(
     "--runs",
     "run_ids",
     multiple=True,
     metavar="ID",
+    show_default="the --last latest finished top-level runs",
     help="Run id or unique prefix (the 8 characters our tools print); more ids may follow: "
-    "--runs 3ae8c661 05a0e50e.  [default: the latest finished top-level runs]",
+    "--runs 3ae8c661 05a0e50e.",
 )
 @click.argument("more_run_ids", nargs=-1, metavar="[ID]...")
 @click.option(
@@ -477,16 +482,19 @@ def compare(
     shown = shown.where(shown.notna(), "-")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         is_param = shown.index.get_level_values("section") == "parameter"
-        click.echo("Parameters that differ:" if is_param.any() else "No parameter differs.")
+        if len(runs) == 1:
+            click.echo("Parameters:")
+        else:
+            click.echo("Parameters that differ:" if is_param.any() else "No parameter differs.")
         if is_param.any():
-            click.echo(shown[is_param].droplevel(["section", "unit"]).to_string())
+            click.echo(shown[is_param].droplevel(["section", "unit"]).rename_axis(None).to_string())
         click.echo("\nMetrics (mAP in %):")
-        click.echo(shown[~is_param].to_string())
+        click.echo(shown[~is_param].rename_axis([None, None, None]).to_string())
     csv, png = save_comparison(table, metrics, output)
     click.echo(f"\nwrote {csv} and {png}")
 
 
-@co2net.command()
+@co2net.command(short_help="Headline mAPs of the latest run.")
 @_experiment_option
 @_tracking_uri_option
 @_reports_user_errors
@@ -532,7 +540,15 @@ def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------
-# Entry point
+# Entry points
+
+
+@click.group(name="co2net-pipeline")
+def cli() -> None:
+    """The project's commands inside `kedro` (Kedro looks for a group named `cli` here)."""
+
+
+cli.add_command(co2net)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

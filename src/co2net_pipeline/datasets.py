@@ -94,3 +94,38 @@ class TorchModelDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class SyntheticFeatureSetDataset(AbstractDataset):
+    """The embedded SYNTHETIC W-TALC set in folder `path`: `<Name>-I3D-JOINTFeatures.npy`,
+    `<Name>-Annotations/` and `manifest.json`.
+
+    `save(pending)` takes the synthetic_data node's `PendingSyntheticSet` and streams it video by
+    video (peak memory about one video); the manifest is written last. `load()` returns the
+    manifest (what was written: dataset, counts, generator parameters, file paths).
+    """
+
+    def __init__(self, path: str, metadata: dict | None = None):
+        self._path = PurePosixPath(path)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        import json
+
+        from co2net_pipeline.data.synthetic import MANIFEST_NAME
+
+        manifest = Path(self._path) / MANIFEST_NAME
+        if not manifest.is_file():
+            raise DatasetError(f"{manifest}: no synthetic set yet; run the synthetic_data pipeline")
+        return json.loads(manifest.read_text())
+
+    def save(self, data) -> None:
+        data.write(Path(self._path))
+
+    def _exists(self) -> bool:
+        from co2net_pipeline.data.synthetic import MANIFEST_NAME
+
+        return (Path(self._path) / MANIFEST_NAME).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

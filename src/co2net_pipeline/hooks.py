@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from kedro.framework.hooks import hook_impl
 
+from co2net_pipeline.studies import flatten
+
 logger = logging.getLogger(__name__)
 
 # The MLflow UI opens an experiment in its GenAI view unless this tag says otherwise.
@@ -50,18 +52,6 @@ def git_commit(project_path: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested parameters as {"group.key": value}."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def run_name(
@@ -166,6 +156,13 @@ class ProjectHooks:
     def after_context_created(self, context) -> None:
         self._context = context
 
+    @hook_impl(tryfirst=True)
+    def after_catalog_created(self, conf_catalog: dict) -> None:
+        # before kedro-mlflow's, which replaces the metrics datasets
+        from co2net_pipeline import terminal
+
+        terminal.expect_replaced_metrics(conf_catalog)
+
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         import mlflow
@@ -239,7 +236,7 @@ def _registered_name(name: str) -> str:
 
 def _data_source(params) -> str:
     ingestion = params.get("feature_ingestion", {}) or {}
-    return "synthetic" if ingestion.get("synthetic", False) else "user_features"
+    return str(ingestion.get("data_source") or "unknown")
 
 
 def _plain(value):

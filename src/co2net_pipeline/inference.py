@@ -8,6 +8,7 @@ CCM's temporal means and every temporal convolution blind to the padding.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -104,8 +105,10 @@ def run_inference(
     d2 = 2 * getattr(getattr(model, "cfg", None), "feature_dim", 0) or None
 
     lengths: dict[str, int] = {}
-    for vid, feat in features.items():
-        shape = np.shape(feat)
+    # A store view (`FeatureStore.view`) knows shapes from its index: no read just for them.
+    shape_of = getattr(features, "shape_of", None)
+    for vid in features:
+        shape = tuple(shape_of(vid)) if shape_of is not None else np.shape(features[vid])
         if len(shape) != 2 or shape[0] < 1 or (d2 is not None and shape[1] != d2):
             raise ValueError(f"{vid}: features have shape {shape}, expected (T >= 1, {d2 or '2D'})")
         lengths[vid] = int(shape[0])
@@ -178,21 +181,23 @@ def infer_videos(
 ) -> dict[str, VideoOutputs]:
     """`run_inference` of a `trained_model` artifact with the `inference` parameters
     (`device`, `batching`, `bf16`, `cpu_threads`); features: video_id -> (T, 2D)."""
+    from co2net_pipeline.schemas import parse_group
     from co2net_pipeline.training import select_device  # training imports the model; no cycle
 
+    settings = parse_group("inference", params)
     model = load_model(trained_model)
-    device = select_device(params.get("device", "auto"))
+    device = select_device(settings.device)
     previous = torch.get_num_threads()
-    if params.get("cpu_threads"):
+    if settings.cpu_threads:
         # small models: extra OpenMP threads stall when other processes share the cores
-        torch.set_num_threads(int(params["cpu_threads"]))
+        torch.set_num_threads(settings.cpu_threads)
     try:
         return run_inference(
             model.to(device),
             features,
             device,
-            batching=params.get("batching", "padded"),
-            autocast_bf16=params.get("bf16", False),
+            batching=settings.batching,
+            autocast_bf16=settings.bf16,
         )
     finally:
         torch.set_num_threads(previous)
@@ -243,11 +248,9 @@ def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     channels = [c for c in frame.columns if c not in INDEX_COLUMNS]
     if missing:
         raise ValueError(f"new video features lack the columns {missing}")
-    if not channels or len(channels) % 2 or channels != feature_columns(len(channels) // 2):
-        raise ValueError(
-            "new video features: expected the channel columns rgb_0..rgb_{D-1}, flow_0..flow_{D-1} "
-            f"in that order, got {channels[:3]}...{channels[-2:]} ({len(channels)} columns)"
-        )
+    problem = _channel_problem([str(c) for c in channels])
+    if problem:
+        raise ValueError(f"new video features: {problem}")
     out: dict[str, np.ndarray] = {}
     for vid, rows in frame.groupby("video_id", sort=False):  # loop over videos
         rows = rows.sort_values("snippet")
@@ -255,8 +258,40 @@ def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
             raise ValueError(
                 f"{vid}: snippet column must be 0..{len(rows) - 1} without gaps or repeats"
             )
-        out[str(vid)] = rows[channels].to_numpy(dtype=np.float32)
+        values = rows[channels].to_numpy(dtype=np.float32)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            kind = "NaN" if np.isnan(values[row, col]) else "inf"
+            raise ValueError(
+                f"new video features: video {vid}: {kind} in column {channels[col]} at snippet "
+                f"{row} ({int(bad.any(axis=1).sum())} snippet(s) affected)"
+            )
+        out[str(vid)] = values
     return out
+
+
+def _channel_problem(channels: list[str]) -> str | None:
+    """What is wrong with the channel columns (None: rgb_0..rgb_{D-1}, flow_0..flow_{D-1} in
+    order), in a few words: the missing and unexpected names, at most 5 of each."""
+    indices = [int(m.group(2)) for c in channels if (m := re.fullmatch(r"(rgb|flow)_(\d+)", c))]
+    dim = max(max(indices, default=-1) + 1, len(channels) // 2)
+    expected = feature_columns(dim)
+    if channels == expected and dim > 0:
+        return None
+
+    def some(names: list[str]) -> str:
+        shown = ", ".join(names[:5])
+        return shown + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+
+    present = set(channels)
+    absent = [c for c in expected if c not in present]
+    extra = [c for c in channels if c not in set(expected)]
+    parts = [f"missing columns {some(absent)}"] if absent else []
+    parts += [f"unexpected columns {some(extra)}"] if extra else []
+    if not parts:
+        parts = ["channel columns out of order"] if dim else ["no channel columns"]
+    return "; ".join(parts) + " (expected video_id, snippet, rgb_0..rgb_{D-1}, flow_0..flow_{D-1})"
 
 
 def detect_videos(

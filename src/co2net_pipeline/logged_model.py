@@ -31,12 +31,12 @@ _REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "h5py", "
 
 
 class Detector(PythonModel):
-    """pyfunc wrapper of a trained CO2-Net plus the run's inference and proposal settings."""
+    """pyfunc wrapper of a trained CO2-Net; the run's `inference` and `proposals` parameters
+    come as the model config (`{"inference": {...}, "proposals": {...}}`)."""
 
-    def __init__(self, inference: Mapping[str, Any], proposals: Mapping[str, Any]) -> None:
-        self.inference = dict(inference)
-        self.proposals = dict(proposals)
+    def __init__(self) -> None:
         self._model: dict | None = None
+        self._config: dict[str, Any] = {}
 
     def load_context(self, context) -> None:
         import torch
@@ -44,13 +44,18 @@ class Detector(PythonModel):
         self._model = torch.load(
             context.artifacts["trained_model"], map_location="cpu", weights_only=True
         )
+        self._config = dict(context.model_config or {})
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """model_input: one row per snippet (module docstring) → detections, one row each."""
-        features = frame_to_features(model_input)
-        return detect_videos(self._model, features, self.inference, self.proposals)
+        return detect_videos(
+            self._model,
+            frame_to_features(model_input),
+            self._config.get("inference", {}),
+            self._config.get("proposals", {}),
+        )
 
 
 def example_frame(feature_store, max_snippets: int = EXAMPLE_SNIPPETS) -> pd.DataFrame:
@@ -73,26 +78,40 @@ def log_detector(
     import torch
     from mlflow.models import infer_signature
 
-    detector = Detector(inference_params, proposal_params)
-    detector._model = dict(trained_model)
+    config = {"inference": dict(inference_params), "proposals": dict(proposal_params)}
+    detector = Detector()
+    detector._model, detector._config = dict(trained_model), config
     output = detector.predict(None, example)
     with warnings.catch_warnings():
         # snippet / class_idx are integers that are never missing
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, output)
+    signature = _optional_inputs(signature)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "co2net.pt"
         torch.save(dict(trained_model), weights)
-        detector._model = None  # the weights travel as an artifact, not in the pickle
+        # "models from code": MLflow stores detector_code.py, not a cloudpickle of the object
         info = mlflow.pyfunc.log_model(
             name=name,
-            python_model=detector,
+            python_model=str(Path(__file__).with_name("detector_code.py")),
             artifacts={"trained_model": str(weights)},
+            model_config=config,
             signature=signature,
             input_example=example,
             pip_requirements=_pip_requirements(),
         )
     return info.model_uri
+
+
+def _optional_inputs(signature):
+    """The signature with every input column optional: MLflow still checks the types of the
+    columns given, and a missing or NaN one reaches `frame_to_features`, whose error is one
+    short line naming the columns (MLflow's own repeats the whole input and schema, ~5k chars)."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs])
+    return ModelSignature(inputs, signature.outputs, signature.params)
 
 
 def _pip_requirements() -> list[str]:

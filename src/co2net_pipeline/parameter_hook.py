@@ -8,6 +8,7 @@ On the command line (`kedro run`) a problem is one line, `Error: <problem>`, exi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -29,13 +30,15 @@ def _fail(message: str) -> None:
     raise ConfigurationError(message)
 
 
-def pipeline_groups(pipeline) -> list[str]:
+def pipeline_groups(pipeline, extra: Iterable = ()) -> list[str]:
     """Parameter groups a pipeline reads (`params:<group>` or `params:<group>.<key>` inputs;
-    `parameters` means all), including a kedro-mlflow PipelineML's inference part."""
+    `parameters` means all), including a kedro-mlflow PipelineML's inference part; `extra`:
+    more pipelines (the registered ones a run combines)."""
     inputs = set(pipeline.inputs())
-    inference = getattr(pipeline, "inference", None)
-    if inference is not None:
-        inputs |= set(inference.inputs())
+    for part in (pipeline, *extra):
+        inference = getattr(part, "inference", None)
+        if inference is not None:  # run when the logged model predicts, not by `kedro run`
+            inputs |= set(inference.inputs())
     if "parameters" in inputs:
         return list(GROUPS)
     groups = {name[len("params:") :].split(".")[0] for name in inputs if name.startswith("params:")}
@@ -66,8 +69,12 @@ class ParameterCheckHook:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         if self._context is None:
             return
+        from kedro.framework.project import pipelines
+
         params = self._context.config_loader["parameters"]
+        names = run_params.get("pipeline_names") or ["__default__"]
+        registered = [pipelines[name] for name in names if name in pipelines]
         try:
-            validate_parameters(params, pipeline_groups(pipeline))
+            validate_parameters(params, pipeline_groups(pipeline, registered))
         except ParameterError as exc:
             _fail(str(exc))

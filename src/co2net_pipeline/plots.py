@@ -14,22 +14,36 @@ import pandas as pd  # noqa: E402
 from co2net_pipeline.localization import SECONDS_PER_SNIPPET  # noqa: E402
 
 
-def loss_curves(history: pd.DataFrame, smooth: int = 20) -> plt.Figure:
-    """Every loss term against the iteration, smoothed by a running mean of `smooth` points."""
+def loss_curves(history: pd.DataFrame, smooth: int = 20, ncols: int = 3) -> plt.Figure:
+    """Every loss term against the iteration, one panel each in a grid of `ncols` columns (a
+    single row of 7 panels is unreadable once scaled), smoothed by a running mean of `smooth`
+    points."""
     terms = [c for c in history.columns if c != "iteration"]
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3), squeeze=False)
-    for ax, term in zip(axes[0], terms, strict=True):
+    ncols = max(1, min(ncols, len(terms)))
+    nrows = max(1, -(-len(terms) // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 2.9 * nrows), squeeze=False, sharex=True
+    )
+    for ax, term in zip(axes.flat, terms, strict=False):
         values = history[term].to_numpy(dtype=float)
-        ax.plot(history["iteration"], values, alpha=0.3, lw=0.8)
+        ax.plot(history["iteration"], values, alpha=0.3, lw=0.8, color="C0")
         if len(values) >= smooth:
             kernel = np.ones(smooth) / smooth
             ax.plot(
                 history["iteration"].iloc[smooth - 1 :],
                 np.convolve(values, kernel, "valid"),
                 lw=1.5,
+                color="C0",
             )
-        ax.set_title(term, fontsize=9)
-        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_title(term, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(terms) :]:
+        ax.set_visible(False)
+    for column in axes.T:  # the lowest shown panel of each column carries the x axis
+        bottom = [ax for ax in column if ax.get_visible()][-1]
+        bottom.xaxis.set_tick_params(labelbottom=True)
+        bottom.set_xlabel("iteration")
+    fig.suptitle(f"Loss terms (faint: per iteration; solid: running mean of {smooth})")
     fig.tight_layout()
     return fig
 
@@ -64,47 +78,79 @@ def video_examples(
     seconds_per_snippet: float = SECONDS_PER_SNIPPET,
     top_detections: int = 5,
 ) -> plt.Figure:
-    """One panel per video: attention, the CAS of its ground-truth classes, GT and top detections.
+    """Per video: attention and the CAS of its ground-truth classes over time, and beneath, on
+    the same time axis, the ground-truth segments and the top detections, each bar labelled with
+    its class (and score). Legends sit right of the plots, not over them.
 
     outputs[v]: "cas" (T, C+1) logits and "attention" (T,); detections/ground_truth in snippets
     (columns video_id, label, t_start, t_end[, score]).
     """
-    fig, axes = plt.subplots(
-        len(video_ids), 1, figsize=(10, 2.4 * max(1, len(video_ids))), squeeze=False
-    )
-    for ax, vid in zip(axes[:, 0], video_ids, strict=True):
+    fig = plt.figure(figsize=(12, 4.2 * max(1, len(video_ids))))
+    panels = fig.subfigures(max(1, len(video_ids)), 1, squeeze=False)[:, 0]
+    for panel, vid in zip(panels, video_ids, strict=False):
         cas, attention = outputs[vid]["cas"], outputs[vid]["attention"]
         t = np.arange(len(attention)) * seconds_per_snippet
-        ax.plot(t, attention, color="black", lw=1, label="attention")
-        gt = ground_truth[ground_truth["video_id"] == vid]
-        for k, label in enumerate(sorted(gt["label"].unique())):
-            c = classlist.index(label)
-            act = cas[:, c] * attention
-            span = np.ptp(act) or 1.0
-            ax.plot(t, (act - act.min()) / span, lw=0.8, color=f"C{k}", label=f"CAS×att {label}")
-            for _, row in gt[gt["label"] == label].iterrows():
-                ax.axvspan(
-                    row["t_start"] * seconds_per_snippet,
-                    row["t_end"] * seconds_per_snippet,
-                    ymin=0.0,
-                    ymax=0.08,
-                    color=f"C{k}",
-                )
-        dets = detections[detections["video_id"] == vid].nlargest(top_detections, "score")
-        for i, (_, row) in enumerate(dets.iterrows()):
-            y = 1.05 + 0.05 * i
-            ax.plot(
-                [row["t_start"] * seconds_per_snippet, row["t_end"] * seconds_per_snippet],
-                [y, y],
-                lw=3,
-                color="red",
-                alpha=0.7,
-            )
-        ax.set_title(
-            f"{vid}: GT bars at bottom, top-{top_detections} detections in red", fontsize=8
+        signal, lanes = panel.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.3], "hspace": 0.08}
         )
-        ax.set_ylim(-0.02, 1.35)
-        ax.legend(fontsize=6, loc="upper right", ncol=3)
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
+        gt = ground_truth[ground_truth["video_id"] == vid]
+        dets = detections[detections["video_id"] == vid].nlargest(top_detections, "score")
+        # one colour per class, shared by its CAS curve, GT bars and detections
+        shown = sorted(set(gt["label"]) | set(dets["label"]))
+        colour = {label: f"C{k % 10}" for k, label in enumerate(shown)}
+        signal.plot(t, attention, color="black", lw=1, label="attention")
+        for label in sorted(gt["label"].unique()):
+            act = cas[:, classlist.index(label)] * attention
+            span = np.ptp(act) or 1.0
+            signal.plot(
+                t, (act - act.min()) / span, lw=0.8, color=colour[label], label=f"CAS×att {label}"
+            )
+        signal.set_ylim(-0.02, 1.05)
+        signal.set_ylabel("score")
+        signal.set_title(
+            f"{vid}: attention and CAS×attention; below, ground truth and the top-"
+            f"{top_detections} detections (class, score)",
+            fontsize=9,
+            loc="left",
+        )
+        signal.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+
+        rows = [("ground truth", _bars(gt, seconds_per_snippet), False)] + [
+            (f"#{i + 1}", _bars(row.to_frame().T, seconds_per_snippet), True)
+            for i, (_, row) in enumerate(dets.iterrows())
+        ]
+        duration = max(t[-1] if len(t) else 0.0, seconds_per_snippet)
+        for y, (_, bars, scored) in enumerate(rows):
+            for start, end, label, score in bars:
+                lanes.broken_barh(
+                    [(start, end - start)], (y - 0.35, 0.7), color=colour[label], alpha=0.85
+                )
+                if scored:  # ground truth bars: the class by colour, as in the legend
+                    # the label goes where there is room: after the bar, or before it near the end
+                    right = end < 0.7 * duration
+                    lanes.text(
+                        end if right else start,
+                        y,
+                        f" {label} {score:.2f} " if right else f"{label} {score:.2f} ",
+                        va="center",
+                        ha="left" if right else "right",
+                        fontsize=7,
+                    )
+        lanes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
+        lanes.set_ylim(len(rows) - 0.5, -0.5)
+        lanes.set_xlim(0, duration)
+        panel.subplots_adjust(left=0.09, right=0.8, top=0.9, bottom=0.14)
+        lanes.grid(axis="x", alpha=0.3)
+        lanes.set_xlabel("time (s)" if vid == video_ids[-1] else "")
     return fig
+
+
+def _bars(rows: pd.DataFrame, seconds_per_snippet: float) -> list[tuple[float, float, str, float]]:
+    """(start s, end s, label, score) per row of a segments / detections table (snippets)."""
+    scores = rows["score"] if "score" in rows else pd.Series(np.nan, index=rows.index)
+    return [
+        (float(s) * seconds_per_snippet, float(e) * seconds_per_snippet, str(label), float(sc))
+        for s, e, label, sc in zip(
+            rows["t_start"], rows["t_end"], rows["label"], scores, strict=True
+        )
+    ]

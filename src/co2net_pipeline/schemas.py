@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from co2net_pipeline.studies import PARAM_GROUPS, merge_overrides
+
 __all__ = [
     "GROUPS",
     "ParameterError",
@@ -54,7 +56,9 @@ class ParameterError(ValueError):
 class _Group(BaseModel):
     # Unknown keys are errors (a typo must not be silently ignored). Strict types: the nodes
     # read the raw values, so "1e-3" (a string) must not pass for a number; ints pass as floats.
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, allow_inf_nan=False, validate_default=True, frozen=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,7 +75,8 @@ class ValidationSchema(_Group):
 
 
 class FeatureIngestionSchema(_Group):
-    synthetic: bool = True
+    # "synthetic": the embedded set; else a label for real features (thumos14_i3d, ...)
+    data_source: str = "synthetic"
     features_path: str = "data/01_raw/synthetic"
     annotations_path: str | None = None
     format: Literal["wtalc", "npy-folder", "hdf5"] = "wtalc"
@@ -91,9 +96,9 @@ class SnippetSamplingSchema(_Group):
     heldout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     seed: NonNegInt = 3552
     split_seed: NonNegInt | None = None
-    # "plan": snippet indices from each plan row's seed (replayable); "original": the
-    # reference's one global NumPy stream
-    rng: Literal["plan", "original"] = "plan"
+    # "original": the reference's batch stream, seeded by training.seed; "plan": per-block
+    # streams seeded by `seed` (order-free, extendable)
+    rng: Literal["plan", "original"] = "original"
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,6 +171,8 @@ class TrainingSchema(_Group):
     progress: bool = True
     cpu_threads: PositiveInt | None = 1
     features_on_device: bool | None = None
+    # host memory the train features may take before batches are read from the store; None: no limit
+    feature_memory_gb: Annotated[float, Field(gt=0)] | None = None
     metrics_every: NonNegInt = 0
     deterministic: bool = True
     sampling: Literal["random", "uniform"] = "random"
@@ -204,13 +211,11 @@ class ProposalsSchema(_Group):
 
 
 class EvaluationSchema(_Group):
-    test_subset: str = "test"
     tiou: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=lambda: [round(0.1 * i, 1) for i in range(1, 10)], min_length=1
     )
     selection_average: str = "0.1:0.7"
     n_video_plots: NonNegInt = 4
-    data_source: str = "synthetic"
     # test-set mAP curve every n training iterations (0 = off); for reading, never selection
     test_curve_every: NonNegInt = 0
 
@@ -258,7 +263,6 @@ class GeneratorSchema(_Group):
 
 
 class SyntheticDataSchema(_Group):
-    output_dir: str = "data/01_raw/synthetic"
     dataset_name: str = "Thumos14reduced"
     generator: GeneratorSchema = GeneratorSchema()
 
@@ -277,15 +281,7 @@ GROUPS: dict[str, type[_Group]] = {
     "synthetic_data": SyntheticDataSchema,
 }
 # Groups a `studies.ablations` entry may override (besides its `group` and `paper_avg` labels).
-ABLATION_GROUPS = (
-    "model",
-    "loss",
-    "training",
-    "snippet_sampling",
-    "inference",
-    "proposals",
-    "evaluation",
-)
+ABLATION_GROUPS = PARAM_GROUPS
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,21 +402,13 @@ def _ablation_problems(params: Mapping[str, Any], studies: StudiesSchema) -> lis
                     )
                 )
         groups = [g for g in ABLATION_GROUPS if g in entry]
-        merged = {g: _merge(params.get(g) or {}, entry.get(g) or {}) for g in ABLATION_GROUPS}
+        merged = {
+            g: merge_overrides(params.get(g) or {}, entry.get(g) or {}) for g in ABLATION_GROUPS
+        }
         try:
             validate_parameters(merged, groups=ABLATION_GROUPS if groups else ())
         except ParameterError as exc:
             out.append(f"{prefix}: {exc}")
-    return out
-
-
-def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
     return out
 
 
@@ -454,6 +442,7 @@ _RULES = {
     "int_from_float": "must be an integer",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "string_type": "must be a string",

@@ -392,6 +392,21 @@ def to_markdown(
 # The two studies
 
 
+def _run_study(
+    chain: Pipeline,
+    data: Mapping[str, Any],
+    study: str,
+    configurations: Sequence[tuple[str, dict[str, Any], dict[str, str]]],
+) -> list[ConfigurationResult]:
+    """Tag the parent run, then `run_configuration` for each (name, params, tags), in order.
+    The parameters are all built (and checked) before the first configuration trains."""
+    tag_study_run(study, data)
+    return [
+        run_configuration(chain, data, params, name=name, study=study, tags=tags)
+        for name, params, tags in configurations
+    ]
+
+
 def seed_list(studies: Mapping[str, Any]) -> list[int]:
     """`studies.seeds` as distinct ints (a list or a whitespace-separated string)."""
     seeds = [int(s) for s in as_list(studies.get("seeds"))]
@@ -415,19 +430,15 @@ def run_seed_study(
     chain, data: what `run_chain` takes; params: the `PARAM_GROUPS` dictionaries.
     """
     seeds = seed_list(studies)
-    tag_study_run("seeds", data)
-    results = [
-        run_configuration(
-            chain,
-            data,
+    configurations = [
+        (
+            f"seed_{seed}",
             configuration_params(params, seed=seed, checkpoint_subdir=f"seeds/seed_{seed}"),
-            name=f"seed_{seed}",
-            study="seeds",
-            tags={"seed": str(seed)},
+            {"seed": str(seed)},
         )
         for seed in seeds
     ]
-    return seed_study_tables(seeds, results)
+    return seed_study_tables(seeds, _run_study(chain, data, "seeds", configurations))
 
 
 def seed_study_tables(
@@ -488,20 +499,19 @@ def run_ablation_study(
     names = select_ablations(ablations, studies.get("ablation_selection"))
     if not names:
         raise ValueError("studies.ablations is empty")
-    tag_study_run("ablations", data)
-    results = []
-    for name in names:
-        overrides = ablation_overrides(ablations[name], name)
-        results.append(
-            run_configuration(
-                chain,
-                data,
-                configuration_params(params, overrides, checkpoint_subdir=f"ablations/{name}"),
-                name=name,
-                study="ablations",
-                tags={"ablation_group": str((ablations[name] or {}).get("group", ""))},
-            )
+    configurations = [
+        (
+            name,
+            configuration_params(
+                params,
+                ablation_overrides(ablations[name], name),
+                checkpoint_subdir=f"ablations/{name}",
+            ),
+            {"ablation_group": str((ablations[name] or {}).get("group", ""))},
         )
+        for name in names
+    ]
+    results = _run_study(chain, data, "ablations", configurations)
     return ablation_study_tables(ablations, results, studies.get("headline_metric"))
 
 

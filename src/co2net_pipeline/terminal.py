@@ -2,13 +2,16 @@
 full-width log lines when the output is redirected.
 
 `install()` runs from `settings.py`, i.e. once Kedro has configured logging from
-`conf/logging.yml` and before any pipeline is imported. Kedro only lets `logging.yml` name
-classes of `logging` and `kedro.logging`, so what needs code lives here.
+`conf/logging.yml` and before any pipeline is imported; registered as a `kedro.init` entry
+point it also runs before Kedro loads its CLI plugins (kedro-mlflow's imports the model class
+MLflow warns about). Kedro only lets `logging.yml` name classes of `logging` and
+`kedro.logging`, so what needs code lives here.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import warnings
@@ -16,27 +19,67 @@ import warnings
 # (category, message regex) of library warnings that say nothing to a user of this project.
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     # kedro-mlflow's KedroPipelineModel.predict has no type hints; MLflow warns when the class
-    # is defined (importing the training_ml pipeline), colouring the message with ANSI codes.
+    # is defined (kedro-mlflow's CLI plugin, the training_ml pipeline), in ANSI colour codes.
     (UserWarning, r"(\x1b\[\d+m)?Add type hints to the `predict` method"),
     # Kedro 1.7 and kedro-mlflow 2.0.3 call OmegaConf.register_new_resolver themselves.
     (UserWarning, r"register_new_resolver\(\) is deprecated"),
 )
-# kedro-mlflow swaps every metrics dataset for its run-bound twin after the catalog is built
-# (Kedro logs "Replacing dataset"); by this project's naming those datasets end in `_metrics`.
-_REPLACED_METRICS = re.compile(r"^Replacing dataset '[\w.]+_metrics'")
+_MLFLOW_METRICS = "kedro_mlflow.io.metrics."
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class DropReplacedMetrics(logging.Filter):
-    """Drops Kedro's "Replacing dataset '<x>_metrics'" caused by kedro-mlflow (see above)."""
+    """Drops Kedro's "Replacing dataset '<name>'" for the catalog's kedro-mlflow metrics
+    datasets: kedro-mlflow swaps each for its run-bound twin once the catalog is built, on
+    every run. `names` is filled from the catalog configuration (`hooks.ProjectHooks`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _REPLACED_METRICS.match(record.getMessage())
+        message = record.getMessage()
+        return not (
+            message.startswith("Replacing dataset ")
+            and message.removeprefix("Replacing dataset ").strip("'") in self.names
+        )
+
+
+REPLACED_METRICS = DropReplacedMetrics()
+
+
+def expect_replaced_metrics(conf_catalog: dict) -> None:
+    """Tell the filter which datasets of `conf_catalog` kedro-mlflow will replace."""
+    REPLACED_METRICS.names.update(
+        name
+        for name, entry in conf_catalog.items()
+        if isinstance(entry, dict) and str(entry.get("type", "")).startswith(_MLFLOW_METRICS)
+    )
+
+
+class DropKnownWarnings(logging.Filter):
+    """Drops the KNOWN_WARNINGS that reach logging (Kedro's RichHandler captures warnings).
+
+    Needed besides the warnings filters: MLflow issues the type-hint warning inside its own
+    `catch_warnings()` + `simplefilter("once", UserWarning)`, which overrides any "ignore".
+    """
+
+    _patterns = tuple(re.compile(message) for _, message in KNOWN_WARNINGS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(p.search(message) for p in self._patterns)
+
+
+KNOWN_WARNINGS_FILTER = DropKnownWarnings()
 
 
 def filter_known_warnings() -> None:
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    captured = logging.getLogger("py.warnings")
+    if KNOWN_WARNINGS_FILTER not in captured.filters:
+        captured.addFilter(KNOWN_WARNINGS_FILTER)
 
 
 def plain_logs_when_redirected(stream=None) -> bool:
@@ -63,10 +106,21 @@ def plain_logs_when_redirected(stream=None) -> bool:
     return True
 
 
+def quiet_mlflow(redirected: bool) -> None:
+    """MLflow sets its loggers to INFO when imported, over `conf/logging.yml`'s `mlflow:
+    WARNING`; and its artifact progress bars fill redirected logs with carriage returns."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if "mlflow" in sys.modules:  # imported already (by a Kedro plugin)
+        logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+    if redirected:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def install() -> None:
     """Everything above, idempotent."""
     filter_known_warnings()
+    quiet_mlflow(redirected=not sys.stdout.isatty())
     catalog_logger = logging.getLogger("kedro.io.data_catalog")
-    if not any(isinstance(f, DropReplacedMetrics) for f in catalog_logger.filters):
-        catalog_logger.addFilter(DropReplacedMetrics())
+    if REPLACED_METRICS not in catalog_logger.filters:
+        catalog_logger.addFilter(REPLACED_METRICS)
     plain_logs_when_redirected()

@@ -71,8 +71,8 @@ def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Metric rows: the selected model's `detection_metrics.*` without their prefix (`map_0.5`,
     `avg_0.1-0.7`), then the best test-set checkpoint's `best_on_test.*` with it, each in tIoU
-    order (numerically)."""
-    params = runs.filter(like="params.").T
+    order (numerically); rows no run logged are left out. Parameters are sorted by name."""
+    params = runs.filter(like="params.").T.sort_index()
     params.columns = runs["run_id"].str[:8]
     if len(runs) > 1:
         # a parameter that only some runs logged differs too
@@ -84,7 +84,7 @@ def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         for c in runs.columns
         if c.startswith(("metrics." + SELECTED_PREFIX, "metrics." + BEST_ON_TEST_PREFIX))
     )
-    metrics = runs[metric_cols].T
+    metrics = runs[metric_cols].T.dropna(how="all")
     metrics.columns = runs["run_id"].str[:8]
     metrics.index = metrics.index.str.removeprefix("metrics.").str.removeprefix(SELECTED_PREFIX)
     return params, metrics
@@ -102,13 +102,17 @@ def comparison_table(params: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
     ]
     for name, values in metrics.iterrows():
         best = name.startswith(BEST_ON_TEST_PREFIX)
-        iteration = name.endswith("iteration")
+        if name.endswith("iteration"):
+            shown = {run: int(v) if pd.notna(v) else None for run, v in values.items()}
+            unit = ""
+        else:
+            shown, unit = (100 * values).round(2).to_dict(), "%"
         rows.append(
             {
                 "section": "best on test" if best else "selected model",
                 "name": metric_label(name),
-                "unit": "" if iteration else "%",
-                **(values if iteration else (100 * values).round(2)).to_dict(),
+                "unit": unit,
+                **shown,
             }
         )
     return pd.DataFrame(rows, columns=["section", "name", "unit", *metrics.columns])

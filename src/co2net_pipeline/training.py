@@ -26,6 +26,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from co2net_pipeline.checkpoints import (
+    BEST_NAME,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    check_resume,
+    load_checkpoint,
+    save_checkpoint,
+)
 from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.feature_bank import FeatureBank as _FeatureBank
 from co2net_pipeline.feature_bank import to_device as _to_device
@@ -38,24 +46,6 @@ logger = logging.getLogger(__name__)
 SELECTIONS = ("last", "heldout", "oracle_test")
 # Keys of the `training` parameters group that configure the Kedro node, not the loop.
 NODE_KEYS = ("checkpoint_dir", "log_every", "progress")
-CHECKPOINT_NAME = "last.pt"
-BEST_NAME = "best.pt"
-_CHECKPOINT_FORMAT = 1
-# Fields that must agree between a checkpoint and the run resuming from it.
-_RESUME_KEYS = (
-    "lr",
-    "weight_decay",
-    "max_seqlen",
-    "batch_size",
-    "n_similar",
-    "interval",
-    "seed",
-    "selection",
-    "sampling",
-    "closed_upper",
-    "truncate_to_valid_length",
-    "bf16",
-)
 
 
 @dataclass
@@ -305,12 +295,6 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _rng_state(device: torch.device) -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -490,8 +474,8 @@ class _Run:
 
     def restore(self) -> None:
         path = self.checkpoint_path
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        _check_resume(ckpt, self.model_cfg, self.loss_cfg, self.cfg, self.plan, path)
+        ckpt = load_checkpoint(path)
+        check_resume(ckpt, self.model_cfg, self.loss_cfg, self.cfg, self.plan, path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         _set_rng_state(ckpt["rng"], self.device)
@@ -512,9 +496,9 @@ class _Run:
         if self.checkpoint_path is None:
             return
         columns = list(self.history[0]) if self.history else []
-        _atomic_save(
+        save_checkpoint(
             {
-                "format": _CHECKPOINT_FORMAT,
+                "format": CHECKPOINT_FORMAT,
                 "iteration": itr,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -564,7 +548,7 @@ class _Run:
             if score > self.best["score"]:
                 self.best = {"iteration": itr, "score": score, "state": _cpu_state(self.model)}
                 if self.checkpoint_path is not None:
-                    _atomic_save(self.best["state"], self.checkpoint_path.with_name(BEST_NAME))
+                    save_checkpoint(self.best["state"], self.checkpoint_path.with_name(BEST_NAME))
         due = itr > 0 and itr % max(1, self.test_curve_every) == 0
         if self.test_curve is not None and (due or is_final):
             curve = self.test_curve
@@ -700,31 +684,3 @@ def _in_eval_mode(model: nn.Module, fn: Callable[[nn.Module], Any], device: torc
             return fn(model)
         finally:
             model.train()
-
-
-def _check_resume(
-    ckpt: Mapping[str, Any],
-    model_cfg: ModelConfig,
-    loss_cfg: LossConfig,
-    train_cfg: TrainConfig,
-    plan: _Plan,
-    path: Path,
-) -> None:
-    if ckpt.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {ckpt.get('format')!r}")
-    if ckpt["model_config"] != model_cfg.to_dict():
-        raise ValueError(f"{path}: written for model config {ckpt['model_config']}")
-    if ckpt["loss_config"] != loss_cfg.to_dict():
-        raise ValueError(f"{path}: written for loss config {ckpt['loss_config']}")
-    saved = ckpt["train_config"]
-    current = train_cfg.to_dict()
-    diff = {k: (saved.get(k), current[k]) for k in _RESUME_KEYS if saved.get(k) != current[k]}
-    if diff:
-        raise ValueError(f"{path}: train config differs from the checkpoint's: {diff}")
-    itr = int(ckpt["iteration"])
-    if itr >= train_cfg.max_iter:
-        raise ValueError(
-            f"{path}: checkpoint at iteration {itr} is past max_iter={train_cfg.max_iter}"
-        )
-    if ckpt["plan_digest"] != plan.digest(itr + 1):
-        raise ValueError(f"{path}: the sampling plan differs from the one the checkpoint used")

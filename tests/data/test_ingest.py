@@ -10,16 +10,17 @@ import pandas as pd
 import pytest
 from data_helpers import leftover_temp_files, write_hdf5, write_json, write_npy_folder, write_wtalc
 
-from co2net_pipeline.data.ingest import dataset_slug, ingest, ingest_command, read_videos_table
+from co2net_pipeline.cli import main as co2net
+from co2net_pipeline.data.ingest import dataset_slug, ingest, read_videos_table
 from co2net_pipeline.data.store import FeatureStore
-from co2net_pipeline.data.synthetic import synthesize_command
+from co2net_pipeline.data.synthetic import synthesize
 from co2net_pipeline.data.validation import DataValidationError
 
 
 @pytest.fixture(scope="module")
 def synthetic_thumos(tmp_path_factory):
     out = tmp_path_factory.mktemp("raw") / "synthetic"
-    synthesize_command(out, "Thumos14reduced", {"feature_dim": 4, "seed": 0})
+    synthesize(out, "Thumos14reduced", {"feature_dim": 4, "seed": 0})
     return out
 
 
@@ -190,10 +191,14 @@ def test_invalid_input_keeps_the_previous_store(tmp_path, tiny):
     assert good.store_path.read_bytes() == before
 
 
-def test_ingest_command(tmp_path, tiny, capsys):
+def _co2net_ingest(features: Path, output: Path) -> int:
+    return co2net(["ingest", "--features", str(features), "--output", str(output)])
+
+
+def test_co2net_ingest(tmp_path, tiny, capsys):
     annotations, features = tiny
     write_wtalc(tmp_path / "raw", annotations, features)
-    assert ingest_command(tmp_path / "raw", output=tmp_path / "out" / "tiny.h5") == 0
+    assert _co2net_ingest(tmp_path / "raw", tmp_path / "out" / "tiny.h5") == 0
     out = capsys.readouterr().out
     assert "# Validation report: Tiny" in out and "wrote" in out and "tiny_videos.parquet" in out
     assert FeatureStore(tmp_path / "out" / "tiny.h5").video_ids == [
@@ -202,20 +207,21 @@ def test_ingest_command(tmp_path, tiny, capsys):
         "vid_c",
         "vid_d",
     ]
-    assert ingest_command(tmp_path / "raw", output=tmp_path / "out" / "tiny.h5") == 0
+    assert _co2net_ingest(tmp_path / "raw", tmp_path / "out" / "tiny.h5") == 0
     assert "up to date" in capsys.readouterr().out
 
     features["vid_b"] = features["vid_b"][:, :5]
     write_wtalc(tmp_path / "bad", annotations, features)
-    assert ingest_command(tmp_path / "bad", output=tmp_path / "bad_out" / "tiny.h5") == 2
+    assert _co2net_ingest(tmp_path / "bad", tmp_path / "bad_out" / "tiny.h5") == 2
     captured = capsys.readouterr()
     assert (
         "co2net ingest: error:" in captured.err
         and "video vid_b: features have 5 columns" in captured.err
     )
     assert not (tmp_path / "bad_out").exists()
-    assert ingest_command(tmp_path / "nowhere", output=tmp_path / "x.h5") == 2
+    assert _co2net_ingest(tmp_path / "nowhere", tmp_path / "x.h5") == 2
     assert "nowhere: features not found" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*"))  # no staging folder left behind
 
 
 def test_default_output_locations(tmp_path, tiny, monkeypatch):

@@ -126,6 +126,7 @@ def test_ingest_is_clean_or_a_value_error(case):
             result = ingest(features_path, ann_path, fmt=fmt, dataset_name="Prop", **outputs)
         except ValueError as exc:  # DataValidationError included
             event(f"rejected: {type(exc).__name__}")
+            assert str(exc) and "\n" not in str(exc)  # one line, for the user
             assert not (root / "out").exists()  # nothing written, not even a temp file
         else:
             event("clean store")

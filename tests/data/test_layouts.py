@@ -8,7 +8,10 @@ datasets' structure at a few MB.
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
+import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -22,11 +25,12 @@ from co2net_pipeline.data.annotations import (
 )
 from co2net_pipeline.data.formats import (
     FeatureFormatError,
-    WtalcFeatureSource,
     open_feature_source,
     resolve_wtalc_layout,
 )
 from co2net_pipeline.data.ingest import ingest
+from co2net_pipeline.data.npy_stream import iter_object_npy
+from co2net_pipeline.data.safe_npy import UnsafeNpyError
 from co2net_pipeline.data.validation import DataValidationError
 
 DIM = 2  # channels per modality
@@ -150,14 +154,49 @@ def test_activitynet12_features_file_alone(tmp_path, anet_file, caplog):
     assert any("using the shipped ActivityNet1.2 annotations" in m for m in infos)
 
 
-def test_features_file_streams_one_video_at_a_time(thumos_file):
-    """Each entry is handed out before the next is read: the source never holds the file."""
-    source = WtalcFeatureSource(thumos_file, [f"v{i}" for i in range(412)])
-    stream = source.iter_features()
-    first = next(stream)
-    second = next(stream)
-    assert first[0] == "v0" and second[0] == "v1" and first[1] is not second[1]
-    assert not hasattr(source, "_entries_cache")
+def test_features_file_streams_one_video_at_a_time(thumos_file, tmp_path):
+    """Nothing but the caller keeps an entry: once dropped, it is gone (weakref), so ingestion
+    holds one video whatever the file size; a truncated file yields its first entries first."""
+    dead = []
+    previous = None
+    for entry in iter_object_npy(thumos_file):
+        if previous is not None:
+            dead.append(previous() is None)
+        previous = weakref.ref(entry)
+        del entry
+    assert len(dead) == 411 and all(dead)
+    tracemalloc.start()
+    for _ in iter_object_npy(thumos_file):
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Small per-entry bookkeeping (shape tuples in the memo) remains; no copy of the buffers.
+    assert peak < thumos_file.stat().st_size / 2
+
+    cut = tmp_path / "cut.npy"
+    data = thumos_file.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    seen = 0
+    with pytest.raises(ValueError, match=r"cut\.npy: unreadable object array after \d+ entries"):
+        for _ in iter_object_npy(cut):
+            seen += 1
+    assert 150 < seen < 260  # about half the videos came out before the end of the data
+
+
+def test_streamed_file_keeps_the_restricted_unpickler(tmp_path):
+    bad = tmp_path / "bad.npy"
+    with open(bad, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "|O", "fortran_order": False, "shape": (1,)}
+        )
+        pickle.dump(_Exploit(), fh, protocol=4)
+    with pytest.raises(UnsafeNpyError, match="refusing to unpickle 'builtins.print'"):
+        list(iter_object_npy(bad))
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pwned",))
 
 
 def test_unrecognised_layouts_are_one_line_errors(tmp_path, thumos_file):

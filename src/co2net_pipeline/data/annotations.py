@@ -20,7 +20,6 @@ from co2net_pipeline.data.safe_npy import load_npy
 SNIPPETS_PER_SECOND = 25.0 / 16.0
 SHIPPED_DATASETS = {"thumos14": "Thumos14reduced", "activitynet12": "ActivityNet1.2"}
 DEFAULT_TEST_SUBSET = {"thumos14": "test", "activitynet12": "validation"}
-DEFAULT_TRAIN_SUBSET = {"thumos14": "validation", "activitynet12": "training"}
 
 
 @dataclass(frozen=True)
@@ -247,10 +246,15 @@ def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotati
             try:
                 start, end = (float(x) for x in ann["segment"])
                 label = str(ann["label"])
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                # OverflowError: a JSON integer beyond float range (10**400)
                 raise ValueError(
                     f"{path}: video {vid}: annotation {i} is malformed ({exc!r})"
                 ) from exc
+            if not (np.isfinite(start) and np.isfinite(end)):
+                raise ValueError(
+                    f"{path}: video {vid}: annotation {i} has a non-finite segment {[start, end]}"
+                )
             rows.append((vid, start, end, label))
             labels.append(label)
         duration = entry.get("duration")

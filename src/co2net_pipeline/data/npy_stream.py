@@ -27,6 +27,12 @@ from co2net_pipeline.data.safe_npy import _ALLOWED_GLOBALS, UnsafeNpyError
 _BIG_BUFFER = 1 << 12
 
 
+def _is_big(value: object) -> bool:
+    return isinstance(value, np.ndarray) or (
+        isinstance(value, bytes | bytearray | str) and len(value) >= _BIG_BUFFER
+    )
+
+
 class _Forgotten:
     __slots__ = ("key",)
 
@@ -42,9 +48,8 @@ class _Memo(dict):
         self.source = source
 
     def __setitem__(self, key, value) -> None:
-        big = isinstance(value, np.ndarray) or (
-            isinstance(value, bytes | bytearray | str) and len(value) >= _BIG_BUFFER
-        )
+        # An array's state tuple (version, shape, dtype, fortran, raw bytes) is memoised too.
+        big = _is_big(value) or (isinstance(value, tuple) and any(map(_is_big, value)))
         super().__setitem__(key, _Forgotten(key) if big else value)
 
     def __getitem__(self, key):
@@ -83,9 +88,11 @@ class _StreamingUnpickler(pickle._Unpickler):
         return super().find_class(module, name)
 
     def _load_empty_list(self) -> None:
-        # The first list of an object ndarray's pickle is its entries (its dtype and shape
-        # are tuples), provided the array itself is already on the stack.
-        if self._list_depth is None and self.stack and isinstance(self.stack[0], np.ndarray):
+        # The entries list is the first list inside the state tuple of the top-level ndarray:
+        # that array (made by REDUCE, its dtype still a placeholder until BUILD) tops the
+        # stack saved by the tuple's MARK; dtype and shape are tuples, never lists.
+        outer = self.metastack[-1] if self.metastack else None
+        if self._list_depth is None and outer and isinstance(outer[-1], np.ndarray):
             self._list_depth = len(self.metastack)
         pickle._Unpickler.load_empty_list(self)
 

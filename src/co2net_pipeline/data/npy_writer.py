@@ -61,13 +61,12 @@ class _StreamingPickler(pickle._Pickler):
 
     dispatch = dict(pickle._Pickler.dispatch)
 
-    def __init__(self, file, source: str, on_entry=None) -> None:
+    def __init__(self, file, source: str) -> None:
         super().__init__(file, protocol=_PROTOCOL)
         self._source = source
         self._next_index = 0
         self._recent: list[int] = []
         self._pending: list[int] = []
-        self._on_entry = on_entry
 
     def memoize(self, obj) -> None:
         # The memo index is a running count, not len(memo), because entries are dropped.
@@ -91,11 +90,6 @@ class _StreamingPickler(pickle._Pickler):
         self._pending = alive
         self._recent = []
 
-    def _save_entry(self, item) -> None:
-        self.save(item)
-        if self._on_entry is not None:
-            self._on_entry(item)
-
     def save_entries(self, entries: _Entries) -> None:
         self.write(pickle.EMPTY_LIST)
         self.memoize(entries)
@@ -115,14 +109,14 @@ class _StreamingPickler(pickle._Pickler):
             return item
 
         if entries.count == 1:
-            self._save_entry(next_item())
+            self.save(next_item())
             self._forget_dead()
             self.write(pickle.APPEND)
         elif entries.count > 1:
             while written < entries.count:
                 self.write(pickle.MARK)
                 for _ in range(min(_BATCH, entries.count - written)):
-                    self._save_entry(next_item())
+                    self.save(next_item())
                     self._forget_dead()
                 self.write(pickle.APPENDS)
         if next(iterator, None) is not None:
@@ -137,14 +131,12 @@ def write_object_npy(
     path: str | Path,
     items: Iterable[np.ndarray],
     count: int,
-    on_entry=None,
 ) -> Path:
     """Write `count` arrays from `items` as a 1-D object-array `.npy`, atomically and streaming.
 
     The file has the bytes `np.save(path, arr, allow_pickle=True)` would write for the object
     array `arr` holding the same entries. `items` may be a generator: each entry is released
     once written, so peak memory is one entry (plus its byte copy) and constant overhead.
-    `on_entry(item)` is called after each entry is written (progress, counting).
     A different number of items than `count` is an error; nothing is left at `path` then.
     """
     path = Path(path)
@@ -157,5 +149,5 @@ def write_object_npy(
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(fh, header)
-        _StreamingPickler(fh, str(path), on_entry).dump(_LazyObjectArray(_Entries(items, count)))
+        _StreamingPickler(fh, str(path)).dump(_LazyObjectArray(_Entries(items, count)))
     return path

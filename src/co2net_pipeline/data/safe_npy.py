@@ -57,6 +57,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _check_payload_size(path: Path, fh, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Compare the header's shape with the bytes that follow it, so a damaged or hostile header
+    (shape (10**11, 16)) is an error naming the file instead of a MemoryError."""
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    available = path.stat().st_size - fh.tell()
+    if expected > available:  # trailing bytes are harmless: np.load ignores them
+        raise ValueError(
+            f"{path}: not a readable .npy file (header says shape {tuple(shape)} of {dtype}, "
+            f"{expected:,} bytes, but the file holds {available:,} bytes of data: truncated or "
+            "corrupt)"
+        )
+
+
 def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
     """Load a `.npy` file; object arrays go through the restricted unpickler.
 
@@ -73,6 +86,7 @@ def load_npy(path: str | Path, encoding: str = "ASCII") -> np.ndarray:
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
             if not dtype.hasobject:
+                _check_payload_size(path, fh, shape, dtype)
                 fh.close()
                 return np.load(path, allow_pickle=False)
             try:

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import shutil
 import time
@@ -88,7 +89,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.atomic import atomic_directory, atomic_path
+from co2net_pipeline.atomic import atomic_directory, atomic_path, atomic_write_text
 from co2net_pipeline.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SHIPPED_DATASETS,
@@ -233,8 +234,8 @@ def _normal(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarra
     Three 64-bit draws per value give twelve 16-bit uniforms; their sum is taken in integer
     arithmetic on the values (not a byte view, so endianness does not matter) and centred and
     scaled with one subtraction and one multiplication. Range ±6, variance 1. Values are made
-    in row-major blocks of `_NORMAL_BLOCK` (3 draws per value, value-major within a block) so
-    the integer temporaries stay in cache.
+    in row-major order, in blocks of `_NORMAL_BLOCK` (so the integer temporaries stay in cache);
+    a block of n values takes 3n draws, the k-th n of them giving every value's k-th 4 fields.
     """
     out = np.empty(shape, dtype=np.float64)
     flat = out.reshape(-1)
@@ -283,13 +284,14 @@ def _ar1(xi: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
     y_0 = ξ_0 (the stationary law), y_t = φ·y_{t−1} + √(1−φ²)·ξ_t, one snippet at a time: the
     recursion has to be sequential, and explicit elementwise steps keep every rounding fixed
-    (a filter routine may fuse multiply-adds differently per CPU).
+    (a filter routine may fuse multiply-adds differently per CPU). Overwrites and returns `xi`.
     """
-    out = xi * np.sqrt(1.0 - phi * phi)
-    out[0] = xi[0]
-    for t in range(1, len(out)):
-        out[t] += phi * out[t - 1]
-    return out
+    first = xi[0].copy()
+    xi *= np.sqrt(1.0 - phi * phi)
+    xi[0] = first
+    for t in range(1, len(xi)):
+        xi[t] += phi * xi[t - 1]
+    return xi
 
 
 def _envelopes(starts: np.ndarray, ends: np.ndarray, n: int, ramp: float) -> np.ndarray:
@@ -573,9 +575,39 @@ def synthesize(
         "synthetic": True,
         "dataset_name": name,
         "n_videos": len(lengths),
-        "n_snippets": int(lengths.sum()),
+        "n_snippets": sum(int(n) for n in lengths),
         "generator": synth.to_dict(),
         "seconds": time.perf_counter() - started,
         "features": str(paths["features"]),
         "annotations": str(paths["annotations"]),
     }
+
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PendingSyntheticSet:
+    """A synthetic W-TALC set to be written: what the synthetic_data node hands to its catalog
+    dataset (`datasets.SyntheticFeatureSetDataset`), which streams it to disk on save.
+
+    Built by `pending_synthetic_set`, which checks the dataset name and the parameters, so a
+    typo fails in the node, before anything is written.
+    """
+
+    dataset_name: str
+    params: dict
+
+    def write(self, out_dir: str | Path) -> dict:
+        """`synthesize` into `out_dir`, then `manifest.json` (last: its presence means complete)."""
+        manifest = synthesize(out_dir, self.dataset_name, self.params)
+        atomic_write_text(Path(out_dir) / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        return manifest
+
+
+def pending_synthetic_set(
+    dataset_name: str = "Thumos14reduced", params: Mapping | None = None
+) -> PendingSyntheticSet:
+    """Validate a synthetic-set request (shipped dataset name, generator parameters)."""
+    name = SHIPPED_DATASETS[_shipped_key(dataset_name)]
+    return PendingSyntheticSet(name, SyntheticParams.from_dict(params).to_dict())

@@ -209,6 +209,9 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
     """Read every video once; return ({video_id: T}, D)."""
     lengths: dict[str, int] = {}
     dim = feature_dim
+    # feature_dim None: the majority width wins, so a mismatch blames the odd video, not the
+    # first one read; {width: (first video's location, number of videos)}
+    widths: dict[int, tuple[str, int]] = {}
     iterator = source.iter_features()
     while True:
         try:
@@ -231,14 +234,10 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
                 f"{where}: features have dtype {array.dtype}, expected a real number type"
             )
         n, width = array.shape
-        if dim is None:
-            if width == 0 or width % 2:
-                raise DataValidationError(
-                    f"{where}: features have {width} columns, which cannot split into two equal "
-                    "modalities (RGB then flow)"
-                )
-            dim = width // 2
-        if width != 2 * dim:
+        if feature_dim is None:
+            first, count = widths.get(width, (where, 0))
+            widths[width] = (first, count + 1)
+        elif width != 2 * dim:
             raise DataValidationError(
                 f"{where}: features have {width} columns, expected {2 * dim} (2 × feature_dim {dim})"
             )
@@ -252,9 +251,32 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
                 f"{where}: features contain {kind} values in {rows.size} snippet(s), first at snippet {rows[0]}"
             )
         lengths[vid] = n
+    if feature_dim is None:
+        dim = _majority_dim(widths, len(lengths))
     if dim is None:
         raise DataValidationError(f"{source.path}: no video features found")
     return lengths, dim
+
+
+def _majority_dim(widths: dict[int, tuple[str, int]], n_videos: int) -> int | None:
+    """D from the width most videos have (ties: the first read); an odd width is an error
+    naming its first video."""
+    if not widths:
+        return None
+    majority = max(widths, key=lambda w: widths[w][1])  # max keeps the first of equal counts
+    for width, (where, count) in widths.items():
+        if width != majority:
+            raise DataValidationError(
+                f"{where}: features have {width} columns, expected {majority} (the width of "
+                f"{widths[majority][1]} of {n_videos} videos; {count} video(s) have {width})"
+            )
+    if majority == 0 or majority % 2:
+        where = widths[majority][0]
+        raise DataValidationError(
+            f"{where}: features have {majority} columns, which cannot split into two equal "
+            "modalities (RGB then flow)"
+        )
+    return majority // 2
 
 
 def _warning(message: str, videos: list[str], count: int | None = None, **details) -> dict:

@@ -6,11 +6,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from co2net_pipeline import plots
-from co2net_pipeline.evaluation import (
-    detections_to_activitynet_json,
-    evaluate_detections,
-    subset_ground_truth,
-)
+from co2net_pipeline.evaluation import evaluate_detections, subset_ground_truth
+from co2net_pipeline.evaluation_io import detections_to_activitynet_json
+from co2net_pipeline.schemas import parse_group
+from co2net_pipeline.scoring import detection_metric_values
 
 
 def evaluate_proposals(
@@ -19,24 +18,21 @@ def evaluate_proposals(
     videos: pd.DataFrame,
     classlist: list[str],
     params: dict,
+    sampling_params: dict,
 ) -> tuple[dict, dict, pd.DataFrame, dict, plt.Figure]:
-    """mAP per tIoU and averages (MLflow metrics), the JSON report, per-class AP, ActivityNet JSON, plot."""
-    gt = subset_ground_truth(segments, videos, params["test_subset"])
+    """mAP per tIoU and averages (MLflow metrics), the JSON report, per-class AP, ActivityNet JSON, plot.
+
+    The ground truth is that of `snippet_sampling.test_subset`, the videos inference ran on.
+    """
+    gt = subset_ground_truth(segments, videos, sampling_params["test_subset"])
     predictions = proposals[["video_id", "t_start", "t_end", "label", "score"]]
     result = evaluate_detections(predictions, gt, params["tiou"])
-    metrics = {f"map_{t:g}": {"value": float(v), "step": 0} for t, v in result.map.items()}
-    metrics.update(
-        {
-            f"avg_{k.replace(':', '-')}": {"value": float(v), "step": 0}
-            for k, v in result.average.items()
-        }
-    )
+    metrics = {k: {"value": v, "step": 0} for k, v in detection_metric_values(result).items()}
     report = result.to_dict()
-    report["data_source"] = params.get("data_source", "unknown")
     per_class = result.per_class_ap.copy()
     per_class.columns = [f"{t:g}" for t in per_class.columns]
     per_class.index.name = "class"
-    title = f"test mAP ({report['data_source']} features)"
+    title = f"test mAP ({sampling_params['test_subset']} subset)"
     return (
         metrics,
         report,
@@ -53,10 +49,11 @@ def plot_video_examples(
     videos: pd.DataFrame,
     classlist: list[str],
     params: dict,
+    sampling_params: dict,
 ) -> plt.Figure:
     """CAS, attention, ground truth and detections of the first `n_video_plots` test videos with GT."""
-    gt = subset_ground_truth(segments, videos, params["test_subset"])
+    gt = subset_ground_truth(segments, videos, sampling_params["test_subset"])
     chosen = [v for v in dict.fromkeys(gt["video_id"]) if v in test_cas_store][
-        : params.get("n_video_plots", 4)
+        : parse_group("evaluation", params).n_video_plots
     ]
     return plots.video_examples(test_cas_store, proposals, gt, classlist, chosen)

@@ -8,7 +8,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_proposals,
-                inputs=["proposals", "segments", "videos", "classlist", "params:evaluation"],
+                inputs=[
+                    "proposals",
+                    "segments",
+                    "videos",
+                    "classlist",
+                    "params:evaluation",
+                    "params:snippet_sampling",
+                ],
                 outputs=[
                     "detection_metrics",
                     "evaluation_report",
@@ -27,6 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "videos",
                     "classlist",
                     "params:evaluation",
+                    "params:snippet_sampling",
                 ],
                 outputs="video_plots",
                 name="plot_video_examples",

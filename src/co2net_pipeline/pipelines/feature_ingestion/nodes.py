@@ -10,6 +10,7 @@ from co2net_pipeline.data.formats import layout_summary, open_feature_source
 from co2net_pipeline.data.ingest import pending_feature_store
 from co2net_pipeline.data.store import PendingFeatureStore
 from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
+from co2net_pipeline.schemas import parse_group
 from co2net_pipeline.tracking import set_run_tags
 
 logger = logging.getLogger(__name__)
@@ -30,19 +31,21 @@ def ingest_features(
     the input fingerprint is unchanged), the videos / segments / ambiguous-interval tables, the
     class list and the validation report (JSON and Markdown).
     """
+    ingestion = parse_group("feature_ingestion", params)
     validation = ValidationParams.from_dict(
-        {**(params.get("validation") or {}), "feature_dim": params.get("feature_dim")}
+        {**ingestion.validation.model_dump(), "feature_dim": ingestion.feature_dim}
     )
     source, annotations = open_feature_source(
-        params["features_path"],
-        params.get("format", "wtalc"),
-        params.get("annotations_path"),
-        params.get("dataset_name"),
+        ingestion.features_path,
+        ingestion.format,
+        ingestion.annotations_path,
+        ingestion.dataset_name,
     )
     fingerprint = source.fingerprint()
     dataset, report = validate_dataset(source, annotations, validation)
     report["fingerprint"] = fingerprint
-    report["synthetic"] = bool(params.get("synthetic", False))
+    report["data_source"] = ingestion.data_source
+    report["synthetic"] = report["data_source"] == "synthetic"
     layout = layout_summary(source, annotations)  # annotations / Ambiguous_test.txt used
     report.update(layout)
     set_run_tags({"feature_fingerprint": fingerprint, "dataset": dataset.name, **layout})
@@ -57,9 +60,7 @@ def ingest_features(
             "feature ingestion: known annotation quirks, kept as annotated: %s (validation_report)",
             ", ".join(quirks),
         )
-    pending = pending_feature_store(
-        dataset, fingerprint, validation, params.get("dtype", "float32")
-    )
+    pending = pending_feature_store(dataset, fingerprint, validation, ingestion.dtype)
     return (
         pending,
         dataset.videos,

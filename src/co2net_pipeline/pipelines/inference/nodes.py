@@ -9,4 +9,4 @@ def infer_test_set(
     trained_model: dict, feature_store, data_split: dict, params: dict
 ) -> dict[str, VideoOutputs]:
     """Per test video: `cas` (T, C+1) logits, `attention`, `v_atn`, `f_atn` (T,)."""
-    return infer_videos(trained_model, feature_store.load_all(data_split["test"]), params)
+    return infer_videos(trained_model, feature_store.view(data_split["test"]), params)

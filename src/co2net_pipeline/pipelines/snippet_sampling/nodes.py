@@ -11,6 +11,7 @@ from co2net_pipeline.sampling import (
     split_heldout,
     split_seed,
 )
+from co2net_pipeline.schemas import parse_group
 
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
@@ -24,7 +25,7 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
     test = usable[usable["subset"] == params["test_subset"]]
     train_ids = train["video_id"].tolist()
     heldout: list[str] = []
-    if params.get("heldout_fraction", 0.0) > 0:
+    if parse_group("snippet_sampling", params).heldout_fraction > 0:
         train_ids, heldout = split_heldout(
             train_ids,
             multi_hot(train["labels"], classlist),
@@ -45,7 +46,7 @@ def build_sampling_plan(
     """
     train = videos.set_index("video_id").loc[data_split["train"]]
     labels = multi_hot(train["labels"], classlist)
-    if params.get("rng", "original") == "original":
+    if parse_group("snippet_sampling", params).rng == "original":
         return reference_sampling_plan(
             video_ids=list(train.index),
             labels=labels,

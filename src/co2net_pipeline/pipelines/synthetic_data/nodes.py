@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from co2net_pipeline.data.synthetic import synthesize
+from co2net_pipeline.data.synthetic import PendingSyntheticSet, pending_synthetic_set
+from co2net_pipeline.schemas import parse_group
 
 
-def generate_synthetic_dataset(params: dict) -> dict:
-    """Generate features for the real annotations and write them; returns a manifest of what was written."""
-    return synthesize(
-        params["output_dir"], params.get("dataset_name", "Thumos14reduced"), params.get("generator")
+def generate_synthetic_dataset(params: dict) -> PendingSyntheticSet:
+    """The synthetic set for the real annotations, to be streamed to disk by the catalog's
+    `synthetic_features` dataset (one video in memory at a time)."""
+    return pending_synthetic_set(
+        parse_group("synthetic_data", params).dataset_name, params.get("generator")
     )

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 generate_synthetic_dataset,
                 inputs="params:synthetic_data",
-                outputs="synthetic_manifest",
+                outputs="synthetic_features",
                 name="generate_synthetic_dataset",
             )
         ]

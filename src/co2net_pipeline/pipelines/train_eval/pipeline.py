@@ -5,7 +5,9 @@ read `training.train_co2net`); dataset and parameter names stay global, so the c
 MLflow metric names and every stage pipeline run on its own are unchanged.
 """
 
-from kedro.pipeline import Pipeline
+from collections.abc import Callable
+
+from kedro.pipeline import Pipeline, node
 
 from co2net_pipeline.pipelines import (
     evaluation,
@@ -15,6 +17,7 @@ from co2net_pipeline.pipelines import (
     snippet_sampling,
     training,
 )
+from co2net_pipeline.studies import PARAM_GROUPS
 
 # The stages in data-flow order: feature_ingestion → ... → evaluation.
 STAGES = {
@@ -43,3 +46,22 @@ def create_configuration_pipeline() -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     """Feature ingestion → snippet sampling → training → inference → proposals → evaluation."""
     return sum((stage(name) for name in STAGES), Pipeline([]))
+
+
+def study_pipeline(func: Callable, outputs: list[str], name: str) -> Pipeline:
+    """One study node (seeds, ablations) in the namespace `studies`. Its keyword inputs: the
+    datasets one configuration of `create_configuration_pipeline` reads (feature store,
+    annotation tables, data split), every parameter group a configuration may override
+    (`studies.PARAM_GROUPS`) and `studies` (params:studies)."""
+    chain_inputs = create_configuration_pipeline().inputs()
+    data = sorted(name for name in chain_inputs if not name.startswith("params:"))
+    inputs = {
+        **{dataset: dataset for dataset in data},
+        **{group: f"params:{group}" for group in PARAM_GROUPS},
+        "studies": "params:studies",
+    }
+    return Pipeline(
+        [node(func, inputs=inputs, outputs=outputs, name=name)],
+        namespace="studies",
+        prefix_datasets_with_namespace=False,
+    )

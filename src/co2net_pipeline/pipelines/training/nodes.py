@@ -14,6 +14,7 @@ from co2net_pipeline.localization import ProposalParams
 from co2net_pipeline.losses import LossConfig
 from co2net_pipeline.model import ModelConfig
 from co2net_pipeline.sampling import ReferenceBatchStream, multi_hot
+from co2net_pipeline.schemas import parse_group
 from co2net_pipeline.scoring import (
     DetectionScorer,
     best_on_test,
@@ -51,27 +52,26 @@ def train(
     selecting anything: `best_on_test` is then the paper-style figure beside the honest one.
     """
     model_cfg = ModelConfig.from_dict({**model_params, "n_classes": len(classlist)})
-    loss_cfg = LossConfig.from_dict(loss_params)
     train_cfg = TrainConfig.from_dict(training_params)
+    # the co-activity loss pairs exactly the sampler's pairs: training.n_similar is the one key
+    loss_cfg = LossConfig.from_dict({**loss_params, "n_similar": train_cfg.n_similar})
     device = select_device(train_cfg.device)
     by_id = videos.set_index("video_id")
     train_ids = data_split["train"]
-    features = feature_store.load_all(train_ids)
+    features = feature_store.view(train_ids)
     label_matrix = multi_hot(by_id.loc[train_ids, "labels"], classlist)
     labels = dict(zip(train_ids, label_matrix, strict=True))
     prop = ProposalParams.from_dict(proposal_params)
-    average_key = evaluation_params.get("selection_average", "0.1:0.7")
-    curve_every = int(evaluation_params.get("test_curve_every", 0))
+    evaluation = parse_group("evaluation", evaluation_params)
+    average_key, curve_every = evaluation.selection_average, evaluation.test_curve_every
     score_test = None
     if train_cfg.selection == "oracle_test" or curve_every:
         score_test = _cached_by_iteration(
             DetectionScorer(
-                features=feature_store.load_all(data_split["test"]),
+                features=feature_store.view(data_split["test"]),
                 classlist=classlist,
                 proposals=prop,
-                ground_truth=subset_ground_truth(
-                    segments, videos, evaluation_params["test_subset"]
-                ),
+                ground_truth=subset_ground_truth(segments, videos, sampling_params["test_subset"]),
                 tiou=evaluation_params["tiou"],
                 ambiguous=ambiguous_intervals,
                 device=device,
@@ -84,7 +84,7 @@ def train(
             raise ValueError(
                 "training.selection is 'heldout' but snippet_sampling.heldout_fraction is 0"
             )
-        heldout_features = feature_store.load_all(data_split["heldout"])
+        heldout_features = feature_store.view(data_split["heldout"])
         heldout_labels = multi_hot(by_id.loc[data_split["heldout"], "labels"], classlist)
 
         def selection_score(model, iteration):
@@ -98,7 +98,7 @@ def train(
             return float(score_test(model, iteration).average[average_key])
 
     reference_stream = None
-    if sampling_params.get("rng", "original") == "original":
+    if parse_group("snippet_sampling", sampling_params).rng == "original":
         reference_stream = ReferenceBatchStream(
             label_matrix,
             by_id.loc[train_ids, "n_snippets"].to_numpy(),
@@ -109,7 +109,8 @@ def train(
             video_ids=train_ids,
         )
 
-    checkpoint_dir = Path(training_params.get("checkpoint_dir", "data/06_models/checkpoints"))
+    node_keys = parse_group("training", training_params)
+    checkpoint_dir = Path(node_keys.checkpoint_dir)
     result = train_model(
         features,
         labels,
@@ -119,7 +120,7 @@ def train(
         train_cfg,
         checkpoint_dir=checkpoint_dir,
         selection_score=selection_score,
-        progress=training_params.get("progress", True),
+        progress=node_keys.progress,
         reference_stream=reference_stream,
         test_curve=(
             (lambda model, itr: detection_metric_values(score_test(model, itr)))
@@ -148,7 +149,7 @@ def train(
         "selected_iteration": int(result.selected_iteration),
     }
     history = result.history
-    every = max(1, int(training_params.get("log_every", 10)))
+    every = parse_group("training", training_params).log_every
     logged = history[history["iteration"] % every == 0]
     metrics = {
         f"loss_{term}": [

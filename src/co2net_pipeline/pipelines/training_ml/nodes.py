@@ -14,12 +14,13 @@ from co2net_pipeline.inference import (  # noqa: F401  (the format functions: te
     infer_videos,
 )
 from co2net_pipeline.localization import ProposalParams, localize_videos
+from co2net_pipeline.schemas import parse_group
 
 
 def export_new_video_example(feature_store, data_split: dict, params: dict) -> pd.DataFrame:
     """The `n_example_videos` shortest test videos in the input format: the signature sample of
     the logged model and an example of what `predict` takes."""
-    n = int(params.get("n_example_videos", 2))
+    n = parse_group("training_ml", params).n_example_videos
     test = sorted(data_split["test"], key=lambda v: (feature_store.lengths[v], v))[:n]
     if not test:
         raise ValueError("export_new_video_example: the test split is empty")

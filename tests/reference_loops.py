@@ -1,11 +1,13 @@
-"""The reference's loops, transcribed plainly (spec §5 and §6) — a timing baseline only.
+"""The test oracle: the reference's loops, transcribed plainly (spec §5 and §6).
 
 This mirrors the structure of the reference implementation: per threshold, per class, per run
 OIC scoring with Python lists; soft-NMS that swaps the arg-max to the head of a list and
 decays the rest, one pick at a time; and the ActivityNet evaluator's per-prediction walk over
-pandas groups. It is deliberately not optimised. `co2net_pipeline.localization` and
-`co2net_pipeline.evaluation` are the implementations to use; a test checks that both give the
-same outputs on a small case.
+pandas groups. It is deliberately not optimised, so that it can be read against the reference
+line by line. tests/test_localization.py and tests/test_evaluation.py check that
+`co2net_pipeline.localization` and `co2net_pipeline.evaluation` (the implementations to use)
+give its outputs; the benchmarks (benchmarks/localize_speed.py, eval_loop_speed.py) also time
+it as the reference's speed.
 """
 
 from __future__ import annotations
