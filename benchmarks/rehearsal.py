@@ -281,7 +281,7 @@ def _throughput(row: dict) -> str:
         return f"{row['iterations'] / s:.2f} it/s"
     parts = []
     if row.get("bytes"):
-        parts.append(f"{row['bytes'] / _GB / s:.2f} GB/s")
+        parts.append(f"{row['bytes'] / (1 << 20) / s:.0f} MB/s")
     if row.get("videos"):
         parts.append(f"{row['videos'] / s:.0f} videos/s")
     return ", ".join(parts)

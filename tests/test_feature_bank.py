@@ -97,3 +97,20 @@ def test_training_from_the_store_equals_training_in_memory(store):
     np.testing.assert_array_equal(a.history.to_numpy(), b.history.to_numpy())
     for name, value in a.state_dict.items():
         assert torch.equal(value, b.state_dict[name]), name
+
+
+def test_inference_from_a_store_view_equals_inference_from_memory(store):
+    """Inference reads the store video by video (shapes from its index) with the same outputs."""
+    from co2net_pipeline.inference import run_inference
+    from co2net_pipeline.model import build_model
+
+    fs, feats = store
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(feature_dim=D, n_classes=C, attention_hidden=8))
+    ids = sorted(feats)[:5]
+    lazy = run_inference(model, fs.view(ids), "cpu")
+    eager = run_inference(model, {v: feats[v] for v in ids}, "cpu")
+    assert list(lazy) == ids
+    for vid in ids:
+        for key in ("cas", "attention"):
+            np.testing.assert_array_equal(lazy[vid][key], eager[vid][key])

@@ -3,6 +3,8 @@ at the root, and the clean-up of runs whose process was killed."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -13,7 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from kedro_helpers import artifact_paths, find_runs, tiny_trained_project, use_tracking
+from kedro_helpers import (
+    artifact_paths,
+    copy_project,
+    find_runs,
+    tiny_params,
+    tiny_trained_project,
+    use_tracking,
+)
 from mlflow.tracking import MlflowClient
 
 from co2net_pipeline.hooks import (
@@ -67,6 +76,7 @@ def test_readable_runner_drops_the_object_address():
 
     assert readable_runner(str(SequentialRunner())) == "SequentialRunner"
     assert readable_runner("ThreadRunner") == "ThreadRunner"
+    assert readable_runner(None) == readable_runner("None") == "SequentialRunner"
 
 
 def test_experiment_kind_tag_is_set_once(client):
@@ -178,6 +188,7 @@ def test_train_eval_run_is_named_tagged_and_has_a_logged_model(tracked_run):
     assert run.info.run_name.startswith("train_eval/seed=3552,")  # TINY overrides follow
     assert "training.max_iter=12" in run.info.run_name
     assert tags["runner"] == "SequentialRunner"
+    assert "--pipeline=" not in tags["kedro_command"]
     assert "run_id" not in tags and len(tags["kedro_session_id"]) > 0
     assert tags[PID_TAG].isdigit() and tags[HOST_TAG] == socket.gethostname()
     use_tracking(project)
@@ -207,3 +218,24 @@ def test_resolved_parameters_include_the_runtime_overrides(tracked_run):
     use_tracking(project)
     text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/resolved_parameters.yml")
     assert "max_iter: 12" in text
+
+
+def test_kedro_viz_hooks_record_the_run_for_its_workflow_tab(tmp_path):
+    # kedro-viz records only SequentialRunner runs, recognised by the runner object's repr
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro.runner import SequentialRunner
+    from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
+
+    project = copy_project(tmp_path)
+    mlflow_hook.run_id = None  # an earlier session's run (kedro_helpers' module docstring)
+    with contextlib.chdir(project):
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, runtime_params=tiny_params()) as session:
+            session.run(pipeline_names=["synthetic_data"], runner=SequentialRunner())
+    events = json.loads((project / ".viz/kedro_pipeline_events.json").read_text())
+    assert [e["event"] for e in (events[0], events[-1])] == [
+        "before_pipeline_run",
+        "after_pipeline_run",
+    ]
+    assert (project / ".viz/stats.json").is_file()

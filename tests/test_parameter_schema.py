@@ -293,3 +293,50 @@ def test_any_parameter_set_is_accepted_or_refused_in_one_line(base, edits):
 
 
 _BASES = {env: _params(env) for env in (None, *ENVS)}
+
+
+def test_an_output_location_that_cannot_be_written_fails_before_the_run(project, monkeypatch):
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    (project / "data").mkdir()
+    (project / "data/07_model_output").write_text("a file where a folder must be")
+    with KedroSession.create(project_path=project, runtime_params=tiny_params()) as session:
+        with pytest.raises(ConfigurationError) as info:
+            session.run(pipeline_names=["train_eval"])
+    assert str(info.value.message).startswith("dataset ")
+    assert str(info.value.message).endswith(f"{project / 'data/07_model_output'} is a file")
+    assert _written(project) == ["data/07_model_output"]
+
+
+def test_a_checkpoint_folder_under_a_file_fails_before_the_run(project, monkeypatch):
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    (project / "blocker").write_text("x")
+    extra = {"training": {"checkpoint_dir": "blocker/ckpt"}}
+    with KedroSession.create(project_path=project, runtime_params=tiny_params(extra)) as session:
+        with pytest.raises(ConfigurationError) as info:
+            session.run(pipeline_names=["train_eval"])
+    assert str(info.value.message) == (
+        f"training.checkpoint_dir=blocker/ckpt: cannot write {project / 'blocker/ckpt/last.pt'}: "
+        f"{project / 'blocker'} is a file"
+    )
+    assert _written(project) == []
+
+
+def test_kedro_run_command_prints_one_line_and_exits_2(project):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    done = subprocess.run(
+        [kedro, "run", "--pipeline=train_eval", "--params", "training.max_itr=10"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-2000:]
+    assert "Error: training.max_itr: unknown parameter (did you mean max_iter?)\n" in output
+    assert "Traceback" not in output and "╭" not in output
+    assert _written(project) == []

@@ -23,9 +23,13 @@ from co2net_pipeline.model import ModelConfig
 from co2net_pipeline.pipelines.training_ml.nodes import detect_new_videos, infer_new_videos
 from co2net_pipeline.studies import (
     PARAM_GROUPS,
+    ConfigurationResult,
     ablation_overrides,
+    ablation_study_tables,
     configuration_params,
     mean_std,
+    run_chain,
+    seed_study_tables,
     select_ablations,
     to_markdown,
 )
@@ -135,6 +139,67 @@ def test_new_video_features_frame_round_trip_and_errors():
         frame_to_features(frame.drop(index=2))
     with pytest.raises(ValueError, match="missing columns flow_2"):
         frame_to_features(frame.drop(columns="flow_2"))
+
+
+def test_run_chain_runs_a_pipeline_on_memory_and_keeps_every_output():
+    from kedro.pipeline import Pipeline, node
+
+    def double(x, params):
+        return [v * params["factor"] for v in x]
+
+    def total(doubled):
+        return sum(doubled)
+
+    chain = Pipeline(
+        [
+            node(double, ["numbers", "params:scale"], "doubled", name="double"),
+            node(total, "doubled", "total", name="total"),
+        ]
+    )
+    numbers = [1, 2, 3]
+    out = run_chain(chain, {"numbers": numbers}, {"scale": {"factor": 2}})
+    assert out["doubled"] == [2, 4, 6] and out["total"] == 12  # intermediate output kept
+    assert out["numbers"] is numbers  # inputs are passed as they are, not copied
+    with pytest.raises(ValueError, match=r"needs \['params:scale'\]"):
+        run_chain(chain, {"numbers": numbers}, {})
+    with pytest.raises(ValueError, match=r"needs \['numbers', 'params:scale'\]"):
+        run_chain(chain, {}, {})
+
+
+def _result(name: str, avg: float, loss: float = 1.0) -> ConfigurationResult:
+    return ConfigurationResult(
+        name=name,
+        detection={"map_0.5": avg + 0.1, "avg_0.1-0.7": avg},
+        loss_summary={"loss_total_final": loss},
+        selected_iteration=12,
+        seconds=1.0,
+        run_id=f"run_{name}",
+    )
+
+
+def test_ablation_and_seed_tables_from_results():
+    ablations = {
+        "full": {"group": "reference", "paper_avg": 44.6},
+        "mutual_kl": {"group": "mutual_metric", "paper_avg": 43.8, "loss": {"mutual_metric": "kl"}},
+    }
+    results = [_result("full", 0.30), _result("mutual_kl", 0.25)]
+    metrics, table, markdown = ablation_study_tables(ablations, results)
+    assert list(table.index) == ["full", "mutual_kl"]
+    assert table.loc["mutual_kl", "delta_avg_0.1-0.7"] == pytest.approx(-0.05)
+    assert table.loc["mutual_kl", "paper_avg"] == pytest.approx(0.438)
+    assert table.loc["full", "overrides"] == "(reference)"
+    assert table.loc["mutual_kl", "run_id"] == "run_mutual_kl"
+    assert metrics["mutual_kl.avg_0.1-0.7"] == {"value": 0.25, "step": 0}
+    assert (
+        "| mutual_kl | mutual_metric | loss.mutual_metric=kl | 35.00 | 25.00 | -5.00 | 43.80 |"
+        in (markdown)
+    )
+
+    metrics, table, markdown = seed_study_tables([3552, 1], [_result("a", 0.2), _result("b", 0.4)])
+    assert list(table.index) == ["3552", "1", "mean", "std"]
+    assert metrics["avg_0.1-0.7_mean"]["value"] == pytest.approx(0.3)
+    assert metrics["avg_0.1-0.7_std"]["value"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert "| mean ± std | 40.00 ± 14.14 | 30.00 ± 14.14 | 1 ± 0 |" in markdown
 
 
 # ---- pipelines ----------------------------------------------------------------------------

@@ -87,6 +87,17 @@ def test_redirected_output_gets_plain_unwrapped_lines(root_handlers):
     assert line.endswith("INFO co2net_pipeline: " + long)
 
 
+def test_the_plain_handler_follows_sys_stdout(root_handlers, monkeypatch):
+    root_handlers.handlers[:] = [RichHandler(level=logging.INFO)]
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert terminal.plain_logs_when_redirected()
+    (handler,) = root_handlers.handlers
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stdout", later)  # pytest or a notebook swapping stdout
+    handler.handle(logging.LogRecord("x", logging.INFO, __file__, 1, "after the swap", (), None))
+    assert later.getvalue().rstrip().endswith("INFO x: after the swap")
+
+
 def test_a_terminal_keeps_the_rich_handler(root_handlers):
     rich = RichHandler()
     root_handlers.handlers[:] = [rich]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from kedro.io import AbstractDataset, DatasetError
 
@@ -129,3 +129,99 @@ class SyntheticFeatureSetDataset(AbstractDataset):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class RawFeatures(NamedTuple):
+    """What a raw features dataset loads: the lazy per-video source and its annotations."""
+
+    source: Any  # data.formats.FeatureSource: nothing read beyond headers until iterated
+    annotations: Any  # data.annotations.Annotations
+
+
+class _RawFeaturesDataset(AbstractDataset):
+    """Read-only raw features of one input format, with their annotations (raw layer).
+
+    filepath: the features (file or folder); annotations_path: a W-TALC folder, ActivityNet
+    JSON or ground-truth CSV (wtalc: defaults to `<Name>-Annotations/` beside the file, else
+    the shipped annotations); dataset_name: e.g. Thumos14reduced. `load()` opens the source
+    lazily (`data.formats.open_feature_source`); the features are streamed by whoever iterates.
+    """
+
+    format = ""
+
+    def __init__(
+        self,
+        filepath: str,
+        annotations_path: str | None = None,
+        dataset_name: str | None = None,
+        metadata: dict | None = None,
+    ):
+        self._filepath = PurePosixPath(filepath)
+        self._annotations_path = annotations_path
+        self._dataset_name = dataset_name
+        self.metadata = metadata
+
+    def load(self) -> RawFeatures:
+        from co2net_pipeline.data.formats import open_feature_source
+
+        source, annotations = open_feature_source(
+            Path(self._filepath), self.format, self._annotations_path, self._dataset_name
+        )
+        return RawFeatures(source, annotations)
+
+    def save(self, data) -> None:
+        raise DatasetError(f"{self._filepath}: raw features are read-only inputs")
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "format": self.format,
+            "annotations_path": self._annotations_path,
+            "dataset_name": self._dataset_name,
+        }
+
+
+class WtalcFeaturesDataset(_RawFeaturesDataset):
+    """W-TALC `<Name>-I3D-JOINTFeatures.npy` (or its folder), in any layout W-TALC ships."""
+
+    format = "wtalc"
+
+
+class NpyFolderFeaturesDataset(_RawFeaturesDataset):
+    """A folder of `<video_id>.npy` (T, 2D), or `rgb/` + `flow/` folders of (T, D) each."""
+
+    format = "npy-folder"
+
+
+class Hdf5FeaturesDataset(_RawFeaturesDataset):
+    """One HDF5 file: a (T, 2D) dataset, or an `rgb` + `flow` group, per video."""
+
+    format = "hdf5"
+
+
+class AnnotationsDataset(AbstractDataset):
+    """Read-only annotations: a W-TALC folder, an ActivityNet-style `.json` or a `.csv`."""
+
+    def __init__(
+        self, filepath: str, dataset_name: str | None = None, metadata: dict | None = None
+    ):
+        self._filepath = PurePosixPath(filepath)
+        self._dataset_name = dataset_name
+        self.metadata = metadata
+
+    def load(self):
+        from co2net_pipeline.data.formats import load_annotations
+
+        return load_annotations(Path(self._filepath), self._dataset_name)
+
+    def save(self, data) -> None:
+        raise DatasetError(f"{self._filepath}: raw annotations are read-only inputs")
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "dataset_name": self._dataset_name}

@@ -79,6 +79,8 @@ def run_name(
 def readable_runner(runner: Any) -> str:
     """`SequentialRunner` for Kedro's `<kedro.runner...SequentialRunner object at 0x...>`."""
     text = str(runner)
+    if text == "None":  # `session.run()` without a runner: Kedro's default
+        return "SequentialRunner"
     match = _OBJECT_REPR.match(text)
     return match.group(1) if match else text
 
@@ -186,20 +188,26 @@ class ProjectHooks:
             "data_source": _data_source(params),
             PID_TAG: str(os.getpid()),
             HOST_TAG: socket.gethostname(),
-            "runner": readable_runner(run_params.get("runner") or "SequentialRunner"),
+            "runner": readable_runner(run_params.get("runner")),
         }
         # kedro-mlflow copies Kedro's run_params as tags; its `run_id` is Kedro's session id
-        if run.data.tags.get("run_id") == run_params.get("run_id"):
+        logged_tags = client.get_run(run.info.run_id).data.tags  # active_run() is a snapshot
+        if logged_tags.get("run_id") == run_params.get("run_id"):
             client.delete_tag(run.info.run_id, "run_id")
         tags["kedro_session_id"] = str(run_params.get("run_id"))
+        if "kedro_command" in logged_tags:  # kedro-mlflow writes the deprecated --pipeline=
+            tags["kedro_command"] = logged_tags["kedro_command"].replace(
+                "--pipeline=", "--pipelines="
+            )
         names = run_params.get("pipeline_names") or ["__default__"]
         # kedro-mlflow names the run after the pipeline(s); a run opened by an orchestrator
         # (or named in mlflow.yml) keeps its name
         if run.info.run_name == "+".join(names):
             pipeline_name = "+".join(_registered_name(n) for n in names)
-            seed = (
-                flatten(params).get(SEED_PARAM) if "params:training" in pipeline.inputs() else None
-            )
+            inputs = pipeline.inputs()
+            # a study (params:studies) trains several seeds: its name carries none
+            seeded = "params:training" in inputs and "params:studies" not in inputs
+            seed = flatten(params).get(SEED_PARAM) if seeded else None
             tags["mlflow.runName"] = run_name(
                 pipeline_name, seed, context.env, run_params.get("runtime_params")
             )

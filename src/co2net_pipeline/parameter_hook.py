@@ -8,7 +8,7 @@ On the command line (`kedro run`) a problem is one line, `Error: <problem>`, exi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import click
@@ -74,7 +74,46 @@ class ParameterCheckHook:
         params = self._context.config_loader["parameters"]
         names = run_params.get("pipeline_names") or ["__default__"]
         registered = [pipelines[name] for name in names if name in pipelines]
+        groups = pipeline_groups(pipeline, registered)
         try:
-            validate_parameters(params, pipeline_groups(pipeline, registered))
+            parsed = validate_parameters(params, groups)
         except ParameterError as exc:
             _fail(str(exc))
+        catalog_conf = dict(self._context.config_loader["catalog"])
+        outputs = set(pipeline.all_outputs())
+        if "training" in parsed:  # checkpoints are written under a parameter path
+            folder = parsed["training"].checkpoint_dir
+            catalog_conf[f"training.checkpoint_dir={folder}"] = {"path": f"{folder}/last.pt"}
+            outputs.add(f"training.checkpoint_dir={folder}")
+        problem = blocked_output(catalog_conf, outputs, Path(self._context.project_path))
+        if problem:
+            _fail(problem)
+
+
+def _filepaths(entry) -> list[str]:
+    """Every `filepath` / `path` in a catalog entry (also inside a wrapped `dataset:`)."""
+    if not isinstance(entry, Mapping):
+        return []
+    found = [str(entry[k]) for k in ("filepath", "path") if isinstance(entry.get(k), str)]
+    return found + [p for value in entry.values() for p in _filepaths(value)]
+
+
+def blocked_output(catalog_conf: Mapping, outputs: Iterable[str], project: Path) -> str | None:
+    """The first output whose location cannot be written (a parent is a file, or a folder is
+    read-only), as one line; None when all can. Checked before the run, so a node's work is
+    never lost at its save."""
+    for name in sorted(outputs):
+        for text in _filepaths(catalog_conf.get(name)):
+            if "://" in text and not text.startswith("file://"):
+                continue  # remote storage: its own errors
+            path = Path(text.removeprefix("file://"))
+            path = path if path.is_absolute() else project / path
+            for parent in path.parents:
+                if parent.exists():
+                    what = name if "=" in name else f"dataset {name!r}"
+                    if not parent.is_dir():
+                        return f"{what}: cannot write {path}: {parent} is a file"
+                    if not os.access(parent, os.W_OK | os.X_OK):
+                        return f"{what}: cannot write {path}: {parent} is read-only"
+                    break
+    return None

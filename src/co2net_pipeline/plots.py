@@ -126,16 +126,12 @@ def video_examples(
                     [(start, end - start)], (y - 0.35, 0.7), color=colour[label], alpha=0.85
                 )
                 if scored:  # ground truth bars: the class by colour, as in the legend
-                    # the label goes where there is room: after the bar, or before it near the end
-                    right = end < 0.7 * duration
                     lanes.text(
-                        end if right else start,
-                        y,
-                        f" {label} {score:.2f} " if right else f"{label} {score:.2f} ",
+                        *_label_spot(start, end, duration),
+                        f"{label} {score:.2f}",
                         va="center",
-                        ha="left" if right else "right",
                         fontsize=7,
-                    )
+                    ) if False else _label_bar(lanes, start, end, y, duration, f"{label} {score:.2f}")
         lanes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
         lanes.set_ylim(len(rows) - 0.5, -0.5)
         lanes.set_xlim(0, duration)

@@ -4,14 +4,15 @@ choices and its default, in one place (pydantic models, one per group).
 `conf/base/parameters_*.yml` prints these defaults (a test keeps them equal) and an environment
 (`conf/thumos14`, ...) overrides single keys. `validate_parameters` checks the groups a pipeline
 reads, the rules that tie keys together (`training.n_similar <= training.batch_size / 2`, ...)
-and every ablation configuration merged onto the base; `co2net_pipeline.hooks.ParameterCheckHook`
-runs it before the first node, so a mistyped or out-of-range key fails in one line naming the
-key, its value and the rule (`training.lr=-1.0: must be > 0`) before any data is read.
+and every ablation configuration merged onto the base;
+`co2net_pipeline.parameter_hook.ParameterCheckHook` runs it before the first node, so a mistyped
+or out-of-range key fails in one line naming the key, its value and the rule
+(`training.lr=-1: must be > 0`) before any data is read.
 
 The maths-side configuration objects (`ModelConfig`, `LossConfig`, `TrainConfig`,
 `ProposalParams`, `ValidationParams`, `SyntheticParams`) stay plain dataclasses with the
 reference defaults; their keys here are the same (tests check it). This module imports neither
-torch nor Kedro, so the check costs nothing before a run.
+torch nor Kedro (only pydantic and the standard library at the top of `studies`).
 """
 
 from __future__ import annotations

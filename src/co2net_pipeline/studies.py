@@ -205,14 +205,14 @@ def run_chain(
         def _release(self) -> None:  # the runner frees intermediate data; we read it afterwards
             pass
 
-    inputs = {name: data[name] for name in chain.inputs() if not name.startswith("params:")}
     groups = {name for name in chain.inputs() if name.startswith("params:")}
     missing = sorted(
-        {n for n in chain.inputs() if n not in inputs and n not in groups}
+        {n for n in chain.inputs() - groups if n not in data}
         | {g for g in groups if g.removeprefix("params:") not in params}
     )
     if missing:
         raise ValueError(f"study configuration: the chain needs {missing}, not given")
+    inputs = {name: data[name] for name in chain.inputs() - groups}
     datasets = {name: _Kept(copy_mode="assign") for name in chain.datasets()}
     for name, value in inputs.items():
         datasets[name].save(value)

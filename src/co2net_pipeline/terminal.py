@@ -82,14 +82,26 @@ def filter_known_warnings() -> None:
         captured.addFilter(KNOWN_WARNINGS_FILTER)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` is at the time, as rich's console does (pytest and
+    notebooks swap it; a handler bound to an old one would write to a closed stream)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def plain_logs_when_redirected(stream=None) -> bool:
     """Replace the root logger's rich handlers by one plain line-per-record handler when
     `stream` (stdout) is not a terminal: rich wraps redirected output at 80 columns.
 
     Returns whether it replaced anything.
     """
-    stream = sys.stdout if stream is None else stream
-    if stream.isatty():
+    if (sys.stdout if stream is None else stream).isatty():
         return False
     import rich.logging
 
@@ -97,7 +109,7 @@ def plain_logs_when_redirected(stream=None) -> bool:
     rich_handlers = [h for h in root.handlers if isinstance(h, rich.logging.RichHandler)]
     if not rich_handlers:
         return False
-    plain = logging.StreamHandler(stream)
+    plain = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
     plain.setFormatter(logging.Formatter(PLAIN_FORMAT))
     plain.setLevel(min(h.level for h in rich_handlers))
     for handler in rich_handlers:

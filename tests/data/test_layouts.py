@@ -7,12 +7,14 @@ datasets' structure at a few MB.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import shutil
 import tracemalloc
 import weakref
 
+import mlflow
 import numpy as np
 import pytest
 from data_helpers import object_array
@@ -36,12 +38,12 @@ from co2net_pipeline.data.validation import DataValidationError
 DIM = 2  # channels per modality
 
 
-def _write_features(path, dataset: str, n: int | None = None) -> None:
+def _write_features(path, dataset: str, n: int | None = None, dim: int = DIM) -> None:
     """`path`: W-TALC object array with T = round(duration·25/16) snippets per shipped video."""
     videos = load_shipped_annotations(dataset).videos
     lengths = np.maximum(expected_snippets(videos["duration_s"].to_numpy()), 1)[:n]
     rng = np.random.default_rng(len(lengths))
-    entries = [rng.standard_normal((t, 2 * DIM)).astype(np.float32) for t in lengths]
+    entries = [rng.standard_normal((t, 2 * dim)).astype(np.float32) for t in lengths]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, object_array(entries), allow_pickle=True)
 
@@ -258,3 +260,51 @@ def test_feature_annotation_count_or_order_mismatch(tmp_path, thumos_file):
     save_wtalc_annotations(fewer, raw / "Thumos14reduced-Annotations")
     with pytest.raises(DataValidationError, match="1 video\\(s\\) have features but no annotation"):
         ingest(raw, **_outputs(tmp_path))
+
+
+def test_raw_features_datasets(tmp_path, thumos_file):
+    """The raw layer as Kedro datasets: lazy source + annotations; read-only."""
+    from kedro.io import DatasetError
+
+    from co2net_pipeline.datasets import AnnotationsDataset, WtalcFeaturesDataset
+
+    dataset = WtalcFeaturesDataset(filepath=str(thumos_file.parent))
+    assert dataset.exists()
+    raw = dataset.load()
+    assert raw.source.format == "wtalc" and len(raw.source.video_ids) == 412
+    assert raw.annotations.name == "Thumos14reduced" and len(raw.annotations.ambiguous) == 99
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(raw)
+    annotations = AnnotationsDataset(
+        filepath=str(shipped_annotations_dir("activitynet12")), dataset_name="ActivityNet1.2"
+    ).load()
+    assert len(annotations.videos) == 7202 and len(annotations.ambiguous) == 0
+    assert not WtalcFeaturesDataset(filepath=str(tmp_path / "missing")).exists()
+
+
+@pytest.mark.slow
+def test_env_thumos14_runs_on_the_features_file_alone(tmp_path):
+    """The README recipe: `kedro run --env thumos14` with only the feature file in
+    data/01_raw/thumos14 (tiny width and schedule); the ambiguous filter is on and recorded."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from kedro_helpers import copy_project, find_runs, one_torch_thread, tiny_params
+
+    project = copy_project(tmp_path)
+    _write_features(
+        project / "data/01_raw/thumos14/Thumos14reduced-I3D-JOINTFeatures.npy", "thumos14", dim=8
+    )
+    params = tiny_params(
+        {"training": {"max_iter": 4, "interval": 2}, "evaluation": {"test_curve_every": 0}}
+    )
+    with contextlib.chdir(project), one_torch_thread():
+        bootstrap_project(project)
+        with KedroSession.create(
+            project_path=project, env="thumos14", runtime_params=params
+        ) as session:
+            session.run(pipeline_names=["train_eval"])
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    tags = find_runs(project)[0].data.tags
+    assert tags["ambiguous_intervals"] == "shipped Ambiguous_test.txt (99 intervals)"
+    assert tags["ambiguous_filter"] == "on (99 ambiguous intervals)"

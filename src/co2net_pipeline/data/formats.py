@@ -1,8 +1,10 @@
 """Readers for the three feature input formats, all yielding `(video_id, features (T, 2D))` lazily.
 
 - "wtalc": `<dir>/<Name>-I3D-JOINTFeatures.npy`, an object array with one (T_i, 2D) entry per
-  video in the order of `<dir>/<Name>-Annotations/videoname.npy` (spec §1.1). Pickled, so it is
-  read whole — once, through the restricted unpickler — and entries are handed out as they are.
+  video in the order of `<dir>/<Name>-Annotations/videoname.npy` (spec §1.1). Pickled; streamed
+  entry by entry through the restricted unpickler (`npy_stream`), never held whole. Without the
+  annotation folder the shipped THUMOS14 / ActivityNet1.2 annotations are used
+  (`resolve_wtalc_layout`).
 - "npy-folder": `<dir>/<video_id>.npy` files (T, 2D), or `<dir>/rgb/<video_id>.npy` and
   `<dir>/flow/<video_id>.npy` (T, D) each, concatenated RGB first; one file read at a time.
 - "hdf5": one file with one dataset (T, 2D) per video, or one group per video holding `rgb` and
@@ -37,7 +39,7 @@ from co2net_pipeline.data.annotations import (
     shipped_annotations_dir,
 )
 from co2net_pipeline.data.errors import DataValidationError
-from co2net_pipeline.data.npy_stream import iter_object_npy
+from co2net_pipeline.data.npy_stream import NonArrayEntryError, iter_object_npy
 from co2net_pipeline.data.safe_npy import UnsafeNpyError, load_npy
 
 logger = logging.getLogger(__name__)
@@ -220,6 +222,11 @@ class WtalcFeatureSource(FeatureSource):
             yield from iter_object_npy(self.path, encoding="bytes")
         except UnsafeNpyError:
             raise
+        except NonArrayEntryError as exc:
+            vid = self._ids[exc.index] if exc.index < len(self._ids) else "?"
+            raise FeatureFormatError(
+                f"{self.path}[{exc.index}]: video {vid}: entry is a {exc.kind}, not an array"
+            ) from exc
         except ValueError as exc:
             raise FeatureFormatError(str(exc)) from exc
 
@@ -561,7 +568,7 @@ def resolve_wtalc_layout(
         raise FeatureFormatError(
             f"{feat_file}: {n_entries} videos match neither "
             + " nor ".join(f"{SHIPPED_DATASETS[k]} ({c})" for k, c in SHIPPED_VIDEO_COUNTS.items())
-            + f", and there is no {name}-Annotations folder beside it (or pass annotations_path)"
+            + f", and there is no {name}-Annotations folder beside it (or give the annotations: annotations_path / --annotations)"
         )
     ambiguous_file: Path | None = None
     ambiguous_origin = "none"

@@ -33,6 +33,15 @@ def _is_big(value: object) -> bool:
     )
 
 
+class NonArrayEntryError(ValueError):
+    """Entry `index` of the object array is not a numeric array (it is a `kind`)."""
+
+    def __init__(self, path: Path, index: int, kind: str) -> None:
+        super().__init__(f"{path}[{index}]: entry is a {kind}, not a numeric array")
+        self.index = index
+        self.kind = kind
+
+
 class _Forgotten:
     __slots__ = ("key",)
 
@@ -188,10 +197,7 @@ def iter_object_npy(path: str | Path, encoding: str = "bytes") -> Iterator[np.nd
         # protocol without list batching) follow in order when nothing was streamed.
         rest = [i for i, item in enumerate(final) if item is not None]
         if rest and count:
-            raise ValueError(
-                f"{path}[{rest[0]}]: entry is a {type(final[rest[0]]).__name__}, "
-                "not a numeric array"
-            )
+            raise NonArrayEntryError(path, rest[0], type(final[rest[0]]).__name__)
         for i in rest:
             yield final[i]
     finally:

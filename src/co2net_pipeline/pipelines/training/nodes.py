@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,7 +23,7 @@ from co2net_pipeline.scoring import (
     heldout_classification_map,
 )
 from co2net_pipeline.tracking import set_run_tags
-from co2net_pipeline.training import TrainConfig, select_device, train_model
+from co2net_pipeline.training import TrainConfig, TrainResult, select_device, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -55,92 +56,57 @@ def train(
     train_cfg = TrainConfig.from_dict(training_params)
     # the co-activity loss pairs exactly the sampler's pairs: training.n_similar is the one key
     loss_cfg = LossConfig.from_dict({**loss_params, "n_similar": train_cfg.n_similar})
+    node_keys = parse_group("training", training_params)
+    evaluation = parse_group("evaluation", evaluation_params)
     device = select_device(train_cfg.device)
     by_id = videos.set_index("video_id")
     train_ids = data_split["train"]
-    features = feature_store.view(train_ids)
     label_matrix = multi_hot(by_id.loc[train_ids, "labels"], classlist)
-    labels = dict(zip(train_ids, label_matrix, strict=True))
-    prop = ProposalParams.from_dict(proposal_params)
-    evaluation = parse_group("evaluation", evaluation_params)
-    average_key, curve_every = evaluation.selection_average, evaluation.test_curve_every
+
     score_test = None
-    if train_cfg.selection == "oracle_test" or curve_every:
+    if train_cfg.selection == "oracle_test" or evaluation.test_curve_every:
         score_test = _cached_by_iteration(
             DetectionScorer(
                 features=feature_store.view(data_split["test"]),
                 classlist=classlist,
-                proposals=prop,
+                proposals=ProposalParams.from_dict(proposal_params),
                 ground_truth=subset_ground_truth(segments, videos, sampling_params["test_subset"]),
-                tiou=evaluation_params["tiou"],
+                tiou=evaluation.tiou,
                 ambiguous=ambiguous_intervals,
                 device=device,
             )
         )
-
-    selection_score = None
-    if train_cfg.selection == "heldout":
-        if not data_split["heldout"]:
-            raise ValueError(
-                "training.selection is 'heldout' but snippet_sampling.heldout_fraction is 0"
-            )
-        heldout_features = feature_store.view(data_split["heldout"])
-        heldout_labels = multi_hot(by_id.loc[data_split["heldout"], "labels"], classlist)
-
-        def selection_score(model, iteration):
-            return heldout_classification_map(
-                model, heldout_features, heldout_labels, device, prop.topk_divisor
-            )
-
-    elif train_cfg.selection == "oracle_test":
-
-        def selection_score(model, iteration):
-            return float(score_test(model, iteration).average[average_key])
-
-    reference_stream = None
-    if parse_group("snippet_sampling", sampling_params).rng == "original":
-        reference_stream = ReferenceBatchStream(
-            label_matrix,
-            by_id.loc[train_ids, "n_snippets"].to_numpy(),
-            seed=train_cfg.seed,
-            batch_size=train_cfg.batch_size,
-            n_similar=train_cfg.n_similar,
-            max_seqlen=train_cfg.max_seqlen,
-            video_ids=train_ids,
-        )
-
-    node_keys = parse_group("training", training_params)
-    checkpoint_dir = Path(node_keys.checkpoint_dir)
     result = train_model(
-        features,
-        labels,
+        feature_store.view(train_ids),
+        dict(zip(train_ids, label_matrix, strict=True)),
         sampling_plan,
         model_cfg,
         loss_cfg,
         train_cfg,
-        checkpoint_dir=checkpoint_dir,
-        selection_score=selection_score,
+        checkpoint_dir=Path(node_keys.checkpoint_dir),
+        selection_score=_selection_score(
+            train_cfg.selection,
+            feature_store,
+            by_id,
+            data_split,
+            classlist,
+            ProposalParams.from_dict(proposal_params).topk_divisor,
+            device,
+            score_test,
+            evaluation.selection_average,
+        ),
         progress=node_keys.progress,
-        reference_stream=reference_stream,
+        reference_stream=_reference_stream(
+            sampling_params, train_cfg, label_matrix, by_id, train_ids
+        ),
         test_curve=(
             (lambda model, itr: detection_metric_values(score_test(model, itr)))
-            if curve_every
+            if evaluation.test_curve_every
             else None
         ),
-        test_curve_every=curve_every,
+        test_curve_every=evaluation.test_curve_every,
     )
-    set_run_tags(
-        {
-            "model_selection": train_cfg.selection,
-            "selected_iteration": str(result.selected_iteration),
-            "device": str(device),
-            **(
-                {"oracle_test_selection": "true: checkpoint chosen on the TEST set"}
-                if train_cfg.selection == "oracle_test"
-                else {}
-            ),
-        }
-    )
+    _tag_selection(result, train_cfg.selection)
     artifact = {
         "state_dict": result.state_dict,
         "model_config": model_params | {"n_classes": len(classlist)},
@@ -149,32 +115,100 @@ def train(
         "selected_iteration": int(result.selected_iteration),
     }
     history = result.history
-    every = parse_group("training", training_params).log_every
-    logged = history[history["iteration"] % every == 0]
-    metrics = {
-        f"loss_{term}": [
-            {"value": float(v), "step": int(s)}
-            for s, v in zip(logged["iteration"], logged[term], strict=True)
-        ]
-        for term in history.columns
-        if term != "iteration"
-    }
-    if result.selection_scores is not None and len(result.selection_scores):
-        metrics["selection_score"] = [
-            {"value": float(v), "step": int(s)}
-            for s, v in zip(
-                result.selection_scores["iteration"], result.selection_scores["score"], strict=True
+    logged = history[history["iteration"] % node_keys.log_every == 0]
+    metrics = _as_histories(logged.rename(columns=lambda c: f"loss_{c}"), "loss_iteration")
+    if len(result.selection_scores):
+        scores = result.selection_scores.rename(columns={"score": "selection_score"})
+        metrics |= _as_histories(scores, "iteration")
+    best = _best_on_test(result.test_curve, evaluation.selection_average, train_cfg.selection)
+    return (
+        artifact,
+        history,
+        metrics,
+        plots.loss_curves(history),
+        _as_histories(result.test_curve, "iteration"),
+        best,
+    )
+
+
+def _selection_score(
+    selection: str,
+    feature_store,
+    by_id: pd.DataFrame,
+    data_split: dict,
+    classlist: list[str],
+    topk_divisor: int,
+    device,
+    score_test: Callable | None,
+    average_key: str,
+) -> Callable | None:
+    """`selection_score(model, iteration)` for `training.selection`, or None for `last`."""
+    if selection == "heldout":
+        if not data_split["heldout"]:
+            raise ValueError(
+                "training.selection is 'heldout' but snippet_sampling.heldout_fraction is 0"
             )
-        ]
-    curve = result.test_curve
-    curve_metrics = {
-        name: [
-            {"value": float(v), "step": int(s)}
-            for s, v in zip(curve["iteration"], curve[name], strict=True)
-        ]
-        for name in curve.columns
-        if name != "iteration"
+        heldout_features = feature_store.view(data_split["heldout"])
+        heldout_labels = multi_hot(by_id.loc[data_split["heldout"], "labels"], classlist)
+        return lambda model, iteration: heldout_classification_map(
+            model, heldout_features, heldout_labels, device, topk_divisor
+        )
+    if selection == "oracle_test":
+        return lambda model, iteration: float(score_test(model, iteration).average[average_key])
+    return None
+
+
+def _reference_stream(
+    sampling_params: dict,
+    train_cfg: TrainConfig,
+    label_matrix,
+    by_id: pd.DataFrame,
+    train_ids: list[str],
+) -> ReferenceBatchStream | None:
+    """The reference's batch stream when `snippet_sampling.rng` is `original` (seeded with
+    `training.seed`, as the plan node drew the plan's videos)."""
+    if parse_group("snippet_sampling", sampling_params).rng != "original":
+        return None
+    return ReferenceBatchStream(
+        label_matrix,
+        by_id.loc[train_ids, "n_snippets"].to_numpy(),
+        seed=train_cfg.seed,
+        batch_size=train_cfg.batch_size,
+        n_similar=train_cfg.n_similar,
+        max_seqlen=train_cfg.max_seqlen,
+        video_ids=train_ids,
+    )
+
+
+def _tag_selection(result: TrainResult, selection: str) -> None:
+    set_run_tags(
+        {
+            "model_selection": selection,
+            "selected_iteration": str(result.selected_iteration),
+            "device": result.device,
+            **(
+                {"oracle_test_selection": "true: checkpoint chosen on the TEST set"}
+                if selection == "oracle_test"
+                else {}
+            ),
+        }
+    )
+
+
+def _as_histories(frame: pd.DataFrame, step_column: str) -> dict[str, list[dict]]:
+    """MLflow metric histories {column: [{value, step}]} of every column but the step."""
+    if frame.empty:
+        return {}
+    steps = frame[step_column].astype(int).tolist()
+    return {
+        name: [{"value": float(v), "step": s} for s, v in zip(steps, frame[name], strict=True)]
+        for name in frame.columns
+        if name != step_column
     }
+
+
+def _best_on_test(curve: pd.DataFrame, average_key: str, selection: str) -> dict:
+    """`best_on_test.*` metrics of the test curve's best point (empty without a curve)."""
     best = best_on_test(curve, average_key)
     if best:
         logger.info(
@@ -183,10 +217,9 @@ def train(
             average_key,
             100 * best[f"avg_{average_key.replace(':', '-')}"],
             int(best["iteration"]),
-            train_cfg.selection,
+            selection,
         )
-    best_metrics = {name: {"value": value, "step": 0} for name, value in best.items()}
-    return artifact, history, metrics, plots.loss_curves(history), curve_metrics, best_metrics
+    return {name: {"value": value, "step": 0} for name, value in best.items()}
 
 
 def _cached_by_iteration(scorer: DetectionScorer):

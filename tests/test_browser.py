@@ -1,0 +1,166 @@
+"""What users see, in a real (headless) Chromium: the kedro viz graph and the MLflow runs table.
+
+Skipped only where no Chromium is found (`.ci/run` installs Debian's `chromium`). Chromium runs
+with `--virtual-time-budget`, so a page's scripts finish before the DOM is dumped or the
+screenshot taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kedro_helpers import copy_project
+
+from co2net_pipeline.hooks import tag_experiment_kind
+from co2net_pipeline.tracking import experiment_url
+
+CHROMIUM = next(
+    (
+        path
+        for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+        if (path := shutil.which(name))
+    ),
+    None,
+)
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium found (CI: apt-get install chromium)"
+)
+# Flags that work in containers without a display, GPU, sandbox or network.
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+)
+# kedro viz without its feature tour (it covers the graph), in the light theme.
+_VIZ_PRIME = """<!doctype html><script>
+localStorage.setItem("KedroViz", JSON.stringify({showFeatureHints: false, theme: "light"}));
+location.replace("/");
+</script>"""
+
+
+def chromium(
+    url: str, profile: Path, screenshot: Path | None = None, budget_ms: int = 20000
+) -> str:
+    """The page's DOM after `budget_ms` of virtual time (or, with `screenshot`, a PNG there)."""
+    output = [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    result = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
+        + [*output, url],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=True,
+    )
+    return result.stdout
+
+
+def visible_text(dom: str) -> str:
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """A static HTTP server for `directory` on 127.0.0.1 (a free port); yields its base URL."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=directory))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def mlflow_ui(backend_uri: str, artifact_root: Path, monkeypatch) -> Iterator[str]:
+    """MLflow's UI app (what `mlflow ui` serves) on 127.0.0.1, in this process: a separate
+    `mlflow ui` takes ~45 s to start on 2 busy cores."""
+    import logging
+
+    from mlflow.server import app, handlers
+    from werkzeug.serving import make_server
+
+    monkeypatch.setenv("_MLFLOW_SERVER_FILE_STORE", backend_uri)
+    monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", str(artifact_root))
+    monkeypatch.setenv("_MLFLOW_SERVER_SERVE_ARTIFACTS", "false")
+    monkeypatch.setattr(handlers, "_tracking_store", None)  # built from the variables above
+    monkeypatch.setattr(handlers, "_model_registry_store", None)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def test_mlflow_ui_opens_the_experiment_on_its_runs_table(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("co2net", artifact_location=str(tmp_path / "mlruns"))
+    tag_experiment_kind(client, experiment_id)
+    run = client.create_run(experiment_id, run_name="train_eval/seed=3552")
+    client.log_metric(run.info.run_id, "detection_metrics.avg_0.1-0.7", 0.42)
+    client.set_terminated(run.info.run_id)
+
+    with mlflow_ui(uri, tmp_path / "mlruns", monkeypatch) as base:
+        page = visible_text(chromium(experiment_url(base, experiment_id), tmp_path / "profile"))
+    assert "Run Name" in page and "train_eval/seed=3552" in page, page[:600]
+    # the GenAI overview shows traces, token usage and cost instead
+    assert "Token Usage" not in page and "Cost Breakdown" not in page
+
+
+@pytest.fixture(scope="module")
+def viz_build(tmp_path_factory) -> Path:
+    """`kedro viz build` of a project copy: the static site kedro viz serves."""
+    project = copy_project(tmp_path_factory.mktemp("viz_project"))
+    env = {**os.environ, "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    site = project / "build"
+    (site / "prime.html").write_text(_VIZ_PRIME)
+    return site
+
+
+def test_kedro_viz_draws_the_default_pipeline(viz_build, tmp_path):
+    api = json.loads((viz_build / "api/main").read_text())
+    datasets = {n["name"] for n in api["nodes"] if n["type"] == "data"}
+    shot = tmp_path / "viz.png"
+    with serve(viz_build) as base:
+        dom = chromium(f"{base}/prime.html", tmp_path / "profile")
+        chromium(f"{base}/prime.html", tmp_path / "profile", screenshot=shot)
+    labels = set(re.findall(r"<text[^>]*>([^<]+)</text>", dom))
+    drawn = {label.strip() for label in labels} & {d.rsplit(".", 1)[-1] for d in datasets}
+    assert {"feature_store", "trained_model"} <= drawn, sorted(labels)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
