@@ -126,12 +126,7 @@ def video_examples(
                     [(start, end - start)], (y - 0.35, 0.7), color=colour[label], alpha=0.85
                 )
                 if scored:  # ground truth bars: the class by colour, as in the legend
-                    lanes.text(
-                        *_label_spot(start, end, duration),
-                        f"{label} {score:.2f}",
-                        va="center",
-                        fontsize=7,
-                    ) if False else _label_bar(lanes, start, end, y, duration, f"{label} {score:.2f}")
+                    _label_bar(lanes, start, end, y, duration, f"{label} {score:.2f}")
         lanes.set_yticks(range(len(rows)), [name for name, _, _ in rows], fontsize=7)
         lanes.set_ylim(len(rows) - 0.5, -0.5)
         lanes.set_xlim(0, duration)
@@ -139,6 +134,17 @@ def video_examples(
         lanes.grid(axis="x", alpha=0.3)
         lanes.set_xlabel("time (s)" if vid == video_ids[-1] else "")
     return fig
+
+
+def _label_bar(ax: plt.Axes, start: float, end: float, y: float, duration: float, text: str):
+    """Write `text` where there is room: after the bar, before it, or on it (white) when the
+    bar spans most of the video."""
+    if end < 0.7 * duration:
+        ax.text(end, y, f" {text}", va="center", ha="left", fontsize=7)
+    elif start > 0.3 * duration:
+        ax.text(start, y, f"{text} ", va="center", ha="right", fontsize=7)
+    else:
+        ax.text(start, y, f" {text}", va="center", ha="left", fontsize=7, color="white")
 
 
 def _bars(rows: pd.DataFrame, seconds_per_snippet: float) -> list[tuple[float, float, str, float]]:

@@ -452,5 +452,8 @@ def test_synthetic_data_node_rejects_bad_parameters_before_writing():
 
     with pytest.raises(ValueError, match="no shipped annotations for dataset 'UCF101'"):
         generate_synthetic_dataset({"dataset_name": "UCF101"})
-    with pytest.raises(ValueError, match=r"unknown synthetic parameter\(s\) \['noise'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"synthetic_data\.generator\.noise: unknown parameter \(did you mean noise_std\?\)",
+    ):
         generate_synthetic_dataset({"generator": {"noise": 1.0}})
