@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from co2net_pipeline.data.safe_npy import _ALLOWED_GLOBALS, UnsafeNpyError
+from co2net_pipeline.data.safe_npy import UnsafeNpyError, allowed_global
 
 # Buffers at least this large are not memoised: the pickler memoises every bytes object, and
 # keeping them would hold the whole file. A back-reference to one is refused (never in np.save).
@@ -85,16 +85,7 @@ class _StreamingUnpickler(pickle._Unpickler):
         self.streamed = 0
 
     def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise UnsafeNpyError(
-                f"{self._source}: refusing to unpickle '{module}.{name}': only NumPy arrays, "
-                "scalars, strings and lists are allowed in feature/annotation files"
-            )
-        if module == "copyreg":
-            import copyreg
-
-            return copyreg._reconstructor
-        return super().find_class(module, name)
+        return allowed_global(self._source, module, name, super().find_class)
 
     def _load_empty_list(self) -> None:
         # The entries list is the first list inside the state tuple of the top-level ndarray:

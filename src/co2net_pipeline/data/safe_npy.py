@@ -39,22 +39,28 @@ class UnsafeNpyError(ValueError):
     """The file's pickle refers to something outside NumPy's own types."""
 
 
+def allowed_global(source: str, module: str, name: str, find_class):
+    """The global an unpickler may build: NumPy arrays, scalars, strings and lists only
+    (`find_class` is the unpickler's own lookup for the allowed ones)."""
+    if (module, name) not in _ALLOWED_GLOBALS:
+        raise UnsafeNpyError(
+            f"{source}: refusing to unpickle '{module}.{name}': only NumPy arrays, "
+            "scalars, strings and lists are allowed in feature/annotation files"
+        )
+    if module == "copyreg":
+        import copyreg
+
+        return copyreg._reconstructor
+    return find_class(module, name)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, source: str, **kwargs):
         super().__init__(file, **kwargs)
         self._source = source
 
     def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise UnsafeNpyError(
-                f"{self._source}: refusing to unpickle '{module}.{name}': only NumPy arrays, "
-                "scalars, strings and lists are allowed in feature/annotation files"
-            )
-        if module == "copyreg":
-            import copyreg
-
-            return copyreg._reconstructor
-        return super().find_class(module, name)
+        return allowed_global(self._source, module, name, super().find_class)
 
 
 def _check_payload_size(path: Path, fh, shape: tuple[int, ...], dtype: np.dtype) -> None:
