@@ -51,6 +51,7 @@ def train(
     test-set average mAP, as the reference does — numbers selected that way are optimistic and
     tagged so. `evaluation.test_curve_every` > 0 scores the test set every N iterations without
     selecting anything: `best_on_test` is then the paper-style figure beside the honest one.
+    (Long only by its wiring: 13 catalog inputs and one `train_model` call.)
     """
     model_cfg = ModelConfig.from_dict({**model_params, "n_classes": len(classlist)})
     train_cfg = TrainConfig.from_dict(training_params)
@@ -65,15 +66,16 @@ def train(
 
     score_test = None
     if train_cfg.selection == "oracle_test" or evaluation.test_curve_every:
+        test_ground_truth = subset_ground_truth(segments, videos, sampling_params["test_subset"])
         score_test = _cached_by_iteration(
             DetectionScorer(
-                features=feature_store.view(data_split["test"]),
-                classlist=classlist,
-                proposals=ProposalParams.from_dict(proposal_params),
-                ground_truth=subset_ground_truth(segments, videos, sampling_params["test_subset"]),
-                tiou=evaluation.tiou,
-                ambiguous=ambiguous_intervals,
-                device=device,
+                feature_store.view(data_split["test"]),
+                classlist,
+                ProposalParams.from_dict(proposal_params),
+                test_ground_truth,
+                evaluation.tiou,
+                ambiguous_intervals,
+                device,
             )
         )
     result = train_model(
@@ -107,28 +109,38 @@ def train(
         test_curve_every=evaluation.test_curve_every,
     )
     _tag_selection(result, train_cfg.selection)
-    artifact = {
-        "state_dict": result.state_dict,
-        "model_config": model_params | {"n_classes": len(classlist)},
-        "classlist": list(classlist),
-        "selection": train_cfg.selection,
-        "selected_iteration": int(result.selected_iteration),
-    }
+    artifact = _model_artifact(result, model_params, classlist)
+    best = _best_on_test(result.test_curve, evaluation.selection_average, train_cfg.selection)
+    return (
+        artifact,
+        result.history,
+        _training_histories(result, node_keys.log_every),
+        plots.loss_curves(result.history),
+        _as_histories(result.test_curve, "iteration"),
+        best,
+    )
+
+
+def _training_histories(result: TrainResult, log_every: int) -> dict[str, list[dict]]:
+    """`training_metrics.*`: every loss term each `log_every` iterations, selection scores."""
     history = result.history
-    logged = history[history["iteration"] % node_keys.log_every == 0]
+    logged = history[history["iteration"] % log_every == 0]
     metrics = _as_histories(logged.rename(columns=lambda c: f"loss_{c}"), "loss_iteration")
     if len(result.selection_scores):
         scores = result.selection_scores.rename(columns={"score": "selection_score"})
         metrics |= _as_histories(scores, "iteration")
-    best = _best_on_test(result.test_curve, evaluation.selection_average, train_cfg.selection)
-    return (
-        artifact,
-        history,
-        metrics,
-        plots.loss_curves(history),
-        _as_histories(result.test_curve, "iteration"),
-        best,
-    )
+    return metrics
+
+
+def _model_artifact(result: TrainResult, model_params: dict, classlist: list[str]) -> dict:
+    """What `trained_model` stores: the selected weights and how to rebuild and name them."""
+    return {
+        "state_dict": result.state_dict,
+        "model_config": model_params | {"n_classes": len(classlist)},
+        "classlist": list(classlist),
+        "selection": result.selection,
+        "selected_iteration": int(result.selected_iteration),
+    }
 
 
 def _selection_score(
