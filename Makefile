@@ -18,7 +18,7 @@ else
   TORCH_SOURCE := --extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match
 endif
 
-.PHONY: setup run test bench lint lock viz clean-data airflow-dag rehearsal gpu-check
+.PHONY: setup run test bench lint lock viz clean-data airflow-dag rehearsal gpu-check seed-study
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -78,3 +78,8 @@ airflow-dag: setup
 lock: $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --extra orchestration $(TORCH_SOURCE) --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+# train_eval over seeds and both batch streams, one table (README, "What `make run` measures"):
+# make seed-study SEED_STUDY_ARGS="--seeds 3552 1 2 3 4 --jobs 2 --test-curve-every 200"
+seed-study: setup
+	$(BIN)/python benchmarks/seed_study.py $(SEED_STUDY_ARGS)
