@@ -24,7 +24,7 @@ import pytest
 from kedro_helpers import copy_project
 
 from co2net_pipeline.hooks import tag_experiment_kind
-from co2net_pipeline.tracking import experiment_url
+from co2net_pipeline.runs import experiment_url
 
 CHROMIUM = next(
     (

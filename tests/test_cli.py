@@ -495,7 +495,9 @@ def test_summary_shows_both_models_in_tiou_order(store: dict) -> None:
     assert [s.split(":")[0] for s in shown] == [f"{t:g}" for t in TIOU]
     assert lines[selected + 2] == "    avg mAP 0.1:0.5   41.00"
     assert lines[best + 2] == "    avg mAP 0.1:0.7   35.00"
-    assert lines[-1] == f"  browse: .venv/bin/mlflow ui --backend-store-uri {store['uri']}"
+    assert lines[-2] == f"  browse: .venv/bin/mlflow ui --backend-store-uri {store['uri']}"
+    assert lines[-1].startswith("    then open http://127.0.0.1:5000/#/experiments/")
+    assert lines[-1].endswith("?workflowType=machine_learning")
 
 
 def test_summary_imports_neither_mlflow_nor_pandas(store: dict) -> None:

@@ -510,7 +510,12 @@ def summary(experiment: str, tracking_uri: str) -> None:
 
 def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
     """What `co2net summary` prints for one `runs.RunRecord` (mAPs in %, in tIoU order)."""
-    from co2net_pipeline.runs import BEST_ON_TEST_PREFIX, SELECTED_PREFIX, metric_label
+    from co2net_pipeline.runs import (
+        BEST_ON_TEST_PREFIX,
+        SELECTED_PREFIX,
+        experiment_url,
+        metric_label,
+    )
 
     source = run.tags.get("data_source", "unknown")
     name = f", {run.name}" if run.name else ""
@@ -536,6 +541,9 @@ def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
             "  (embedded SYNTHETIC features: these numbers measure the pipeline, not THUMOS14)"
         )
     lines.append(f"  browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
+    if run.experiment_id:
+        # MLflow 3.17 opens experiments in its GenAI view unless the URL asks for the runs table
+        lines.append(f"    then open {experiment_url('http://127.0.0.1:5000', run.experiment_id)}")
     return lines
 
 

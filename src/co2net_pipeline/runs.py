@@ -103,6 +103,7 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    experiment_id: str = ""
 
     @property
     def is_nested(self) -> bool:
@@ -160,7 +161,9 @@ def read_sqlite_runs(db_path: str | Path, experiment: str) -> list[RunRecord]:
             )
         experiment_id = rows[0][0]
         runs = {
-            run_id: RunRecord(run_id, name or "", status, int(start or 0))
+            run_id: RunRecord(
+                run_id, name or "", status, int(start or 0), experiment_id=str(experiment_id)
+            )
             for run_id, name, status, start in con.execute(
                 "SELECT run_uuid, name, status, start_time FROM runs "
                 "WHERE experiment_id = ? AND lifecycle_stage = 'active'",
@@ -210,9 +213,21 @@ def records_from_frame(frame) -> list[RunRecord]:
                 metrics={k: float(v) for k, v in _columns(row, "metrics.").items()},
                 params={k: str(v) for k, v in _columns(row, "params.").items()},
                 tags={k: str(v) for k, v in _columns(row, "tags.").items()},
+                experiment_id=str(row.get("experiment_id") or ""),
             )
         )
     return records
+
+
+def experiment_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs table, e.g. `http://127.0.0.1:5000`, "1" →
+    `http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning`.
+
+    MLflow 3.17's UI opens every experiment in its GenAI view (traces, tokens, cost) until the
+    user flips its "GenAI | Model training" switch, whatever the experiment's
+    `mlflow.experimentKind` tag says; `workflowType=machine_learning` selects the runs table.
+    """
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def latest_scored_run(runs: Sequence[RunRecord], experiment: str) -> RunRecord:

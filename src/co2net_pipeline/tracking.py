@@ -166,14 +166,3 @@ def set_run_tags(tags: dict[str, str]) -> None:
 
     if mlflow.active_run() is not None:
         mlflow.set_tags(tags)
-
-
-def experiment_url(base_url: str, experiment_id: str) -> str:
-    """The MLflow UI page of an experiment's runs table, e.g. `http://127.0.0.1:5000`, "1" →
-    `http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning`.
-
-    MLflow 3.17's UI opens every experiment in its GenAI view (traces, tokens, cost) until the
-    user flips its "GenAI | Model training" switch, whatever the experiment's
-    `mlflow.experimentKind` tag says; `workflowType=machine_learning` selects the runs table.
-    """
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
