@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
     rows = run(args.repeats)
     print(f"machine: {machine()}")
     print("| device | s per test-curve point (median) | points (5000 it, every 200) | added s |")

@@ -1,6 +1,9 @@
 """Test-wide settings: no telemetry, headless plotting, deterministic threads."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +28,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def viz_build(tmp_path_factory) -> Path:
+    """`kedro viz build` of a project copy (the static site kedro viz serves), built once for
+    every test that reads it."""
+    from kedro_helpers import copy_project
+
+    project = copy_project(tmp_path_factory.mktemp("viz_project"))
+    env = {**os.environ, "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return project / "build"

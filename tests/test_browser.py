@@ -10,18 +10,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from kedro_helpers import copy_project
 
 from co2net_pipeline.hooks import tag_experiment_kind
 from co2net_pipeline.runs import experiment_url
@@ -136,28 +133,17 @@ def test_mlflow_ui_opens_the_experiment_on_its_runs_table(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")
-def viz_build(tmp_path_factory) -> Path:
-    """`kedro viz build` of a project copy: the static site kedro viz serves."""
-    project = copy_project(tmp_path_factory.mktemp("viz_project"))
-    env = {**os.environ, "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "kedro", "viz", "build"],
-        cwd=project,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    site = project / "build"
-    (site / "prime.html").write_text(_VIZ_PRIME)
-    return site
+def viz_site(viz_build) -> Path:
+    """The built kedro viz site plus a page that switches its feature tour off."""
+    (viz_build / "prime.html").write_text(_VIZ_PRIME)
+    return viz_build
 
 
-def test_kedro_viz_draws_the_default_pipeline(viz_build, tmp_path):
-    api = json.loads((viz_build / "api/main").read_text())
+def test_kedro_viz_draws_the_default_pipeline(viz_site, tmp_path):
+    api = json.loads((viz_site / "api/main").read_text())
     datasets = {n["name"] for n in api["nodes"] if n["type"] == "data"}
     shot = tmp_path / "viz.png"
-    with serve(viz_build) as base:
+    with serve(viz_site) as base:
         dom = chromium(f"{base}/prime.html", tmp_path / "profile")
         chromium(f"{base}/prime.html", tmp_path / "profile", screenshot=shot)
     labels = set(re.findall(r"<text[^>]*>([^<]+)</text>", dom))

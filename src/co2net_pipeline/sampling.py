@@ -46,13 +46,21 @@ def stratified_snippet_indices(
     length, max_seqlen = int(length), int(max_seqlen)
     if length == max_seqlen:
         return np.arange(max_seqlen, dtype=np.int64)
+    starts, upper = _stratified_bins(length, max_seqlen, closed_upper)
+    # rng.integers with low == high + 1 spans one value, so equal bins give b_i without a draw.
+    return rng.integers(starts, upper + 1, dtype=np.int64)
+
+
+def _stratified_bins(
+    length: int, max_seqlen: int, closed_upper: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last snippet (inclusive) each of the max_seqlen indices may take: (T,), (T,)."""
     # Same float64 expression as the reference, so bin boundaries agree exactly.
     starts = np.floor(np.arange(max_seqlen) * length / max_seqlen).astype(np.int64)
     upper = np.empty_like(starts)
     upper[:-1] = starts[1:] if closed_upper else np.maximum(starts[1:] - 1, starts[:-1])
     upper[-1] = length - 1
-    # rng.integers with low == high + 1 spans one value, so equal bins give b_i without a draw.
-    return rng.integers(starts, upper + 1, dtype=np.int64)
+    return starts, upper
 
 
 def uniform_snippet_indices(length: int, max_seqlen: int) -> np.ndarray:
@@ -316,14 +324,9 @@ class ReferenceBatchStream:
             self.next_batch()
 
     def _perturb(self, length: int) -> np.ndarray:
-        n = self.max_seqlen
-        if length == n:
-            return np.arange(n, dtype=np.int64)
-        # Same float64 expression as the reference, so the bins agree exactly.
-        starts = (np.arange(n) * length / n).astype(np.int64)
-        upper = np.empty_like(starts)
-        upper[:-1] = starts[1:]
-        upper[-1] = length - 1
+        if length == self.max_seqlen:
+            return np.arange(length, dtype=np.int64)
+        starts, upper = _stratified_bins(length, self.max_seqlen)
         drawn = upper > starts
         out = starts.copy()
         out[drawn] += self.random.randint(0, (upper - starts + 1)[drawn])

@@ -195,7 +195,11 @@ class InferenceSchema(_Group):
 
 
 def _default_attention_thresholds() -> list[float]:
-    return [0.1 + 0.8 * i / 9 for i in range(10)]
+    # np.linspace(0.1, 0.9, 10) to the last bit (start + i * step, the end exact), without
+    # NumPy: the same values as ProposalParams' default and conf/base.
+    start, stop, num = 0.1, 0.9, 10
+    step = (stop - start) / (num - 1)
+    return [start + i * step for i in range(num - 1)] + [stop]
 
 
 class ProposalsSchema(_Group):

@@ -57,6 +57,7 @@ def train(
     train_cfg = TrainConfig.from_dict(training_params)
     # the co-activity loss pairs exactly the sampler's pairs: training.n_similar is the one key
     loss_cfg = LossConfig.from_dict({**loss_params, "n_similar": train_cfg.n_similar})
+    proposals = ProposalParams.from_dict(proposal_params)
     node_keys = parse_group("training", training_params)
     evaluation = parse_group("evaluation", evaluation_params)
     device = select_device(train_cfg.device)
@@ -71,7 +72,7 @@ def train(
             DetectionScorer(
                 feature_store.view(data_split["test"]),
                 classlist,
-                ProposalParams.from_dict(proposal_params),
+                proposals,
                 test_ground_truth,
                 evaluation.tiou,
                 ambiguous_intervals,
@@ -92,7 +93,7 @@ def train(
             by_id,
             data_split,
             classlist,
-            ProposalParams.from_dict(proposal_params).topk_divisor,
+            proposals.topk_divisor,
             device,
             score_test,
             evaluation.selection_average,
