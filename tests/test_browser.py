@@ -148,5 +148,9 @@ def test_kedro_viz_draws_the_default_pipeline(viz_site, tmp_path):
         chromium(f"{base}/prime.html", tmp_path / "profile", screenshot=shot)
     labels = set(re.findall(r"<text[^>]*>([^<]+)</text>", dom))
     drawn = {label.strip() for label in labels} & {d.rsplit(".", 1)[-1] for d in datasets}
-    assert {"feature_store", "trained_model"} <= drawn, sorted(labels)
+    assert {"raw_features", "raw_annotations", "feature_store", "trained_model"} <= drawn, sorted(
+        labels
+    )
+    layers = {n["name"]: n.get("layer") for n in api["nodes"] if n["type"] == "data"}
+    assert layers["raw_features"] == layers["raw_annotations"] == "raw"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

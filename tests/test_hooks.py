@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from kedro_helpers import (
     artifact_paths,
     copy_project,
@@ -218,6 +219,14 @@ def test_resolved_parameters_include_the_runtime_overrides(tracked_run):
     use_tracking(project)
     text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/resolved_parameters.yml")
     assert "max_iter: 12" in text
+    raw = yaml.safe_load(
+        mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config/raw_inputs.yml")
+    )
+    assert raw["raw_features"]["type"] == "WtalcFeaturesDataset"
+    assert raw["raw_features"]["filepath"] == str(project / "data/01_raw/synthetic")
+    assert raw["raw_annotations"]["wtalc_features"] == raw["raw_features"]["filepath"]
+    assert run.data.tags["features_path"].endswith("Thumos14reduced-I3D-JOINTFeatures.npy")
+    assert run.data.tags["features_format"] == "wtalc"
 
 
 def test_kedro_viz_hooks_record_the_run_for_its_workflow_tab(tmp_path):

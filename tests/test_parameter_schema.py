@@ -100,6 +100,19 @@ def _with(params: dict, dotted: str, value) -> dict:
             "studies.ablations.fusion_foo: model.fusion='foo': must be one of",
         ),
         ("trainig.lr", 1.0, "trainig: unknown parameter group (did you mean training?)"),
+        # the raw inputs moved from the parameters to the catalog's raw layer
+        (
+            "feature_ingestion.features_path",
+            "data/01_raw/thumos14",
+            "feature_ingestion.features_path: moved to raw_data.features (conf/base/globals.yml",
+        ),
+        (
+            "feature_ingestion.format",
+            "hdf5",
+            "feature_ingestion.format: moved to the raw_features dataset's type",
+        ),
+        ("raw_data.feature", "/x", "raw_data.feature: unknown parameter (did you mean features?)"),
+        ("raw_data.features", 3, "raw_data.features=3: must be a string"),
     ],
 )
 def test_a_bad_parameter_is_one_line_naming_key_value_and_rule(dotted, value, message):
@@ -317,6 +330,19 @@ def test_a_checkpoint_folder_under_a_file_fails_before_the_run(project, monkeypa
     assert str(info.value.message) == (
         f"training.checkpoint_dir=blocker/ckpt: cannot write {project / 'blocker/ckpt/last.pt'}: "
         f"{project / 'blocker'} is a file"
+    )
+    assert _written(project) == []
+
+
+def test_missing_raw_features_fail_before_the_run_naming_the_dataset(project, monkeypatch):
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    params = tiny_params({"raw_data": {"features": "nowhere/thumos14"}})
+    with KedroSession.create(project_path=project, runtime_params=params) as session:
+        with pytest.raises(ConfigurationError) as info:
+            session.run(pipeline_names=["train_eval"])
+    assert str(info.value.message) == (
+        f"dataset 'raw_annotations': {project / 'nowhere/thumos14'} not found (set raw_data in "
+        "conf/<env>/globals.yml, or kedro run --params raw_data.features=PATH)"
     )
     assert _written(project) == []
 

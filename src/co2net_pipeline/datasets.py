@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
@@ -131,79 +131,16 @@ class SyntheticFeatureSetDataset(AbstractDataset):
         return {"path": str(self._path)}
 
 
-class RawFeatures(NamedTuple):
-    """What a raw features dataset loads: the lazy per-video source and its annotations."""
+class RawFeaturesDataset(AbstractDataset):
+    """Read-only raw features of one input format (kedro-viz layer `raw`).
 
-    source: Any  # data.formats.FeatureSource: nothing read beyond headers until iterated
-    annotations: Any  # data.annotations.Annotations
-
-
-class _RawFeaturesDataset(AbstractDataset):
-    """Read-only raw features of one input format, with their annotations (raw layer).
-
-    filepath: the features (file or folder); annotations_path: a W-TALC folder, ActivityNet
-    JSON or ground-truth CSV (wtalc: defaults to `<Name>-Annotations/` beside the file, else
-    the shipped annotations); dataset_name: e.g. Thumos14reduced. `load()` opens the source
-    lazily (`data.formats.open_feature_source`); the features are streamed by whoever iterates.
+    filepath: the features (file or folder); dataset_name: e.g. Thumos14reduced (W-TALC: picks
+    `<Name>-I3D-JOINTFeatures.npy` in a folder). `load()` returns a lazy
+    `data.formats.FeatureSource` (nothing read beyond headers and file lists); the ingestion
+    node pairs it with `raw_annotations` and streams it video by video.
     """
 
     format = ""
-
-    def __init__(
-        self,
-        filepath: str,
-        annotations_path: str | None = None,
-        dataset_name: str | None = None,
-        metadata: dict | None = None,
-    ):
-        self._filepath = PurePosixPath(filepath)
-        self._annotations_path = annotations_path
-        self._dataset_name = dataset_name
-        self.metadata = metadata
-
-    def load(self) -> RawFeatures:
-        from co2net_pipeline.data.formats import open_feature_source
-
-        source, annotations = open_feature_source(
-            Path(self._filepath), self.format, self._annotations_path, self._dataset_name
-        )
-        return RawFeatures(source, annotations)
-
-    def save(self, data) -> None:
-        raise DatasetError(f"{self._filepath}: raw features are read-only inputs")
-
-    def _exists(self) -> bool:
-        return Path(self._filepath).exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "format": self.format,
-            "annotations_path": self._annotations_path,
-            "dataset_name": self._dataset_name,
-        }
-
-
-class WtalcFeaturesDataset(_RawFeaturesDataset):
-    """W-TALC `<Name>-I3D-JOINTFeatures.npy` (or its folder), in any layout W-TALC ships."""
-
-    format = "wtalc"
-
-
-class NpyFolderFeaturesDataset(_RawFeaturesDataset):
-    """A folder of `<video_id>.npy` (T, 2D), or `rgb/` + `flow/` folders of (T, D) each."""
-
-    format = "npy-folder"
-
-
-class Hdf5FeaturesDataset(_RawFeaturesDataset):
-    """One HDF5 file: a (T, 2D) dataset, or an `rgb` + `flow` group, per video."""
-
-    format = "hdf5"
-
-
-class AnnotationsDataset(AbstractDataset):
-    """Read-only annotations: a W-TALC folder, an ActivityNet-style `.json` or a `.csv`."""
 
     def __init__(
         self, filepath: str, dataset_name: str | None = None, metadata: dict | None = None
@@ -213,15 +150,95 @@ class AnnotationsDataset(AbstractDataset):
         self.metadata = metadata
 
     def load(self):
-        from co2net_pipeline.data.formats import load_annotations
+        from co2net_pipeline.data.formats import open_features
 
-        return load_annotations(Path(self._filepath), self._dataset_name)
+        return open_features(Path(self._filepath), self.format, self._dataset_name)
 
     def save(self, data) -> None:
-        raise DatasetError(f"{self._filepath}: raw annotations are read-only inputs")
+        raise DatasetError(f"{self._filepath}: raw features are read-only inputs")
+
+    @property
+    def location(self) -> str:
+        return str(self._filepath)
 
     def _exists(self) -> bool:
         return Path(self._filepath).exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "dataset_name": self._dataset_name}
+        return {
+            "filepath": str(self._filepath),
+            "format": self.format,
+            "dataset_name": self._dataset_name,
+        }
+
+
+class WtalcFeaturesDataset(RawFeaturesDataset):
+    """W-TALC `<Name>-I3D-JOINTFeatures.npy` (or its folder), in any layout W-TALC ships."""
+
+    format = "wtalc"
+
+
+class NpyFolderFeaturesDataset(RawFeaturesDataset):
+    """A folder of `<video_id>.npy` (T, 2D), or `rgb/` + `flow/` folders of (T, D) each."""
+
+    format = "npy-folder"
+
+
+class Hdf5FeaturesDataset(RawFeaturesDataset):
+    """One HDF5 file: a (T, 2D) dataset, or an `rgb` + `flow` group, per video."""
+
+    format = "hdf5"
+
+
+class AnnotationsDataset(AbstractDataset):
+    """Read-only annotations (kedro-viz layer `raw`): a W-TALC folder, an ActivityNet-style
+    `.json` or a `.csv`; `load()` returns a `data.formats.AnnotationInput`.
+
+    filepath: the annotations; null with W-TALC features means `<Name>-Annotations/` beside
+    them, else the shipped THUMOS14 / ActivityNet1.2 ones; null otherwise means the shipped
+    annotations of `dataset_name`. wtalc_features: the W-TALC feature file or folder these
+    annotations pair with by position (leave it out for other formats), as a path or as
+    `{filepath: ...}` (the form Kedro makes absolute against the project, as it does `filepath`).
+    """
+
+    def __init__(
+        self,
+        filepath: str | None = None,
+        dataset_name: str | None = None,
+        wtalc_features: str | dict | None = None,
+        metadata: dict | None = None,
+    ):
+        if isinstance(wtalc_features, dict):
+            wtalc_features = wtalc_features.get("filepath")
+        self._filepath = None if filepath is None else PurePosixPath(filepath)
+        self._dataset_name = dataset_name
+        self._wtalc_features = None if wtalc_features is None else PurePosixPath(wtalc_features)
+        self.metadata = metadata
+
+    def load(self):
+        from co2net_pipeline.data.formats import resolve_annotations
+
+        return resolve_annotations(
+            None if self._filepath is None else Path(self._filepath),
+            self._dataset_name,
+            wtalc_features=None if self._wtalc_features is None else Path(self._wtalc_features),
+        )
+
+    def save(self, data) -> None:
+        raise DatasetError(f"{self._filepath}: raw annotations are read-only inputs")
+
+    @property
+    def location(self) -> str | None:
+        """The annotations, else the W-TALC features they are looked up beside (or None)."""
+        where = self._filepath or self._wtalc_features
+        return None if where is None else str(where)
+
+    def _exists(self) -> bool:
+        return self.location is None or Path(self.location).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": None if self._filepath is None else str(self._filepath),
+            "dataset_name": self._dataset_name,
+            "wtalc_features": None if self._wtalc_features is None else str(self._wtalc_features),
+        }

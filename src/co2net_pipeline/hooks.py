@@ -215,6 +215,8 @@ class ProjectHooks:
         mlflow.log_text(
             yaml.safe_dump(_plain(params), sort_keys=True), "config/resolved_parameters.yml"
         )
+        if raw := raw_inputs(catalog, pipeline.inputs()):
+            mlflow.log_text(yaml.safe_dump(raw, sort_keys=True), "config/raw_inputs.yml")
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
@@ -229,6 +231,18 @@ class ProjectHooks:
         params = self._context.params
         example = example_frame(self._catalog.load("feature_store"))
         log_detector(data, example, params.get("inference", {}), params.get("proposals", {}))
+
+
+def raw_inputs(catalog, inputs) -> dict[str, dict]:
+    """The resolved catalog entries of the raw-layer inputs (type and paths), by name."""
+    from co2net_pipeline.datasets import AnnotationsDataset, RawFeaturesDataset
+
+    found = {}
+    for name in sorted(i for i in inputs if not i.startswith("params:")):
+        dataset = catalog.get(name)
+        if isinstance(dataset, RawFeaturesDataset | AnnotationsDataset):
+            found[name] = {"type": type(dataset).__name__, **dataset._describe()}
+    return found
 
 
 def _registered_name(name: str) -> str:

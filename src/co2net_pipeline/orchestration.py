@@ -118,6 +118,23 @@ def _config_loader(conf_source: Path, env: str | None, runtime_params: Mapping[s
     )
 
 
+def raw_data_locations(
+    loader, project: Path, runtime_params: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """The raw inputs' paths (globals `raw_data`, then the runtime params) made absolute against
+    the project: the run's own project path is its output folder, against which Kedro would
+    resolve the catalog's relative paths."""
+    raw = merge_overrides(
+        (loader["globals"] or {}).get("raw_data") or {},
+        (runtime_params or {}).get("raw_data") or {},
+    )
+    return {
+        key: str(project / raw[key])
+        for key in ("features", "annotations")
+        if raw.get(key) is not None and "://" not in str(raw[key])
+    }
+
+
 def _mlflow_settings(loader, project: Path, tracking_uri: str | None) -> tuple[str, str]:
     """(tracking URI, experiment): `tracking_uri`, else $MLFLOW_TRACKING_URI, else mlflow.yml's;
     a relative sqlite path is made absolute against the project (every run must hit one DB)."""
@@ -166,8 +183,8 @@ def run_configuration(
     `studies.ablations`). runtime_params: parameters for every run of the study (for example
     the features' path on shared storage); the configuration's overrides apply on top.
     conf_source, run_root: relative to the project (defaults `conf`, `data/airflow_runs`). The
-    working directory is the project root during the run (relative parameter paths such as
-    `feature_ingestion.features_path` mean what they mean for `kedro run`); the catalog's
+    working directory is the project root during the run, and relative raw-data paths
+    (`raw_data.features`) mean what they mean for `kedro run` (`raw_data_locations`); the catalog's
     outputs and the checkpoints go to `<run_root>/<study>/<name>/`, emptied first (a retry
     starts afresh). See the module docstring for the MLflow run.
     """
@@ -193,7 +210,10 @@ def run_configuration(
     run_dir.mkdir(parents=True)
     params = merge_overrides(
         merge_overrides(runtime_params or {}, overrides),
-        {"training": {"checkpoint_dir": str(run_dir / "checkpoints")}},
+        {
+            "training": {"checkpoint_dir": str(run_dir / "checkpoints")},
+            "raw_data": raw_data_locations(loader, project, runtime_params),
+        },
     )
     run_tags = {"study": study, "configuration": name, **config_tags, **dict(tags or {})}
     logger.info("%s/%s: kedro run --pipeline=%s, outputs in %s", study, name, pipeline, run_dir)

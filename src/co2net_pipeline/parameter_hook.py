@@ -75,6 +75,8 @@ class ParameterCheckHook:
         names = run_params.get("pipeline_names") or ["__default__"]
         registered = [pipelines[name] for name in names if name in pipelines]
         groups = pipeline_groups(pipeline, registered)
+        if "raw_data" in params:  # given for this run; the catalog's raw layer reads it
+            groups.append("raw_data")
         try:
             parsed = validate_parameters(params, groups)
         except ParameterError as exc:
@@ -85,9 +87,34 @@ class ParameterCheckHook:
             folder = parsed["training"].checkpoint_dir
             catalog_conf[f"training.checkpoint_dir={folder}"] = {"path": f"{folder}/last.pt"}
             outputs.add(f"training.checkpoint_dir={folder}")
-        problem = blocked_output(catalog_conf, outputs, Path(self._context.project_path))
+        project = Path(self._context.project_path)
+        written = {
+            (project / p).resolve() for name in outputs for p in _filepaths(catalog_conf.get(name))
+        }
+        problem = blocked_output(catalog_conf, outputs, project) or missing_raw_input(
+            catalog, pipeline.inputs(), written
+        )
         if problem:
             _fail(problem)
+
+
+def missing_raw_input(
+    catalog, inputs: Iterable[str], written: set[Path] = frozenset()
+) -> str | None:
+    """The first raw-layer input (features, annotations) whose path does not exist and is not
+    `written` by the run (synthetic_data before train_eval), as one line; None when all do."""
+    from co2net_pipeline.datasets import AnnotationsDataset, RawFeaturesDataset
+
+    for name in sorted(inputs):
+        dataset = catalog.get(name) if not name.startswith("params:") else None
+        if not isinstance(dataset, RawFeaturesDataset | AnnotationsDataset) or dataset.exists():
+            continue
+        if Path(dataset.location).resolve() not in written:
+            return (
+                f"dataset {name!r}: {dataset.location} not found (set raw_data in "
+                "conf/<env>/globals.yml, or kedro run --params raw_data.features=PATH)"
+            )
+    return None
 
 
 def _filepaths(entry) -> list[str]:

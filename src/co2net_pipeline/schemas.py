@@ -78,13 +78,29 @@ class ValidationSchema(_Group):
 class FeatureIngestionSchema(_Group):
     # "synthetic": the embedded set; else a label for real features (thumos14_i3d, ...)
     data_source: str = "synthetic"
-    features_path: str = "data/01_raw/synthetic"
-    annotations_path: str | None = None
-    format: Literal["wtalc", "npy-folder", "hdf5"] = "wtalc"
-    dataset_name: str = "Thumos14reduced"
     feature_dim: PositiveInt = 32
     dtype: Literal["float32", "float16"] = "float32"
     validation: ValidationSchema = ValidationSchema()
+
+
+class RawDataSchema(_Group):
+    """Where the raw layer reads (conf/base/globals.yml `raw_data`; catalog `raw_features`,
+    `raw_annotations`). Present in the parameters only when given for one run
+    (`--params raw_data.features=...`); the catalog reads it, no node does."""
+
+    features: str | None = None
+    annotations: str | None = None
+    dataset_name: str | None = None
+
+
+# Keys that left the parameters for the catalog's raw layer, and where they went.
+MOVED = {
+    "feature_ingestion.features_path": "raw_data.features (conf/base/globals.yml, or --params "
+    "raw_data.features=PATH)",
+    "feature_ingestion.annotations_path": "raw_data.annotations (conf/base/globals.yml)",
+    "feature_ingestion.dataset_name": "raw_data.dataset_name (conf/base/globals.yml)",
+    "feature_ingestion.format": "the raw_features dataset's type (conf/base/catalog.yml)",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +289,7 @@ class SyntheticDataSchema(_Group):
 
 
 GROUPS: dict[str, type[_Group]] = {
+    "raw_data": RawDataSchema,
     "feature_ingestion": FeatureIngestionSchema,
     "snippet_sampling": SnippetSamplingSchema,
     "model": ModelSchema,
@@ -478,6 +495,9 @@ def _describe(exc: ValidationError, group: str, schema: type[BaseModel]) -> str:
                 keys.append(str(part))
         name = ".".join([group, *keys]).replace(".[", "[")
         if name in seen or error["type"] == "none_required":
+            continue
+        if error["type"] == "extra_forbidden" and name in MOVED:
+            seen[name] = f"{name}: moved to {MOVED[name]}"
             continue
         if error["type"] == "extra_forbidden":
             seen[name] = _unknown(

@@ -19,8 +19,8 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # An environment (conf/thumos14, ...) overrides single keys, not whole parameter groups.
-    "merge_strategy": {"parameters": "soft"},
+    # An environment (conf/thumos14, ...) overrides single keys, not whole groups.
+    "merge_strategy": {"parameters": "soft", "globals": "soft"},
     "config_patterns": {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
     },

@@ -263,23 +263,32 @@ def test_feature_annotation_count_or_order_mismatch(tmp_path, thumos_file):
 
 
 def test_raw_features_datasets(tmp_path, thumos_file):
-    """The raw layer as Kedro datasets: lazy source + annotations; read-only."""
+    """The raw layer as Kedro datasets: a lazy source and its annotations, paired by the
+    ingestion node; read-only."""
     from kedro.io import DatasetError
 
     from co2net_pipeline.datasets import AnnotationsDataset, WtalcFeaturesDataset
 
     dataset = WtalcFeaturesDataset(filepath=str(thumos_file.parent))
     assert dataset.exists()
-    raw = dataset.load()
-    assert raw.source.format == "wtalc" and len(raw.source.video_ids) == 412
-    assert raw.annotations.name == "Thumos14reduced" and len(raw.annotations.ambiguous) == 99
+    source = dataset.load()
+    assert source.format == "wtalc" and source.video_ids[0] == "<entry 0>"
+    found = AnnotationsDataset(wtalc_features=str(thumos_file.parent)).load()
+    assert found.layout.annotations_origin == "shipped"
+    assert found.annotations.name == "Thumos14reduced" and len(found.annotations.ambiguous) == 99
+    paired = source.paired(found)
+    assert len(paired.video_ids) == 412
+    assert paired.video_ids == found.annotations.videos["video_id"].tolist()
     with pytest.raises(DatasetError, match="read-only"):
-        dataset.save(raw)
+        dataset.save(source)
     annotations = AnnotationsDataset(
         filepath=str(shipped_annotations_dir("activitynet12")), dataset_name="ActivityNet1.2"
     ).load()
-    assert len(annotations.videos) == 7202 and len(annotations.ambiguous) == 0
+    assert len(annotations.annotations.videos) == 7202 and annotations.layout is None
+    with pytest.raises(FeatureFormatError, match="by position"):
+        source.paired(annotations)
     assert not WtalcFeaturesDataset(filepath=str(tmp_path / "missing")).exists()
+    assert not AnnotationsDataset(wtalc_features=str(tmp_path / "missing")).exists()
 
 
 @pytest.mark.slow

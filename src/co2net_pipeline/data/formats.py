@@ -16,6 +16,7 @@ Problems raise `FeatureFormatError` (a `ValueError`) naming the file and the vid
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -141,6 +142,12 @@ class FeatureSource(ABC):
         hasher.update(fingerprint_files(self.annotation_paths, full).encode())
         return hasher.hexdigest()
 
+    def paired(self, found: AnnotationInput) -> FeatureSource:
+        """This source with `found`'s annotation files in its fingerprint."""
+        paired = copy.copy(self)
+        paired.annotation_paths = tuple(found.files)
+        return paired
+
     def close(self) -> None:  # noqa: B027 - optional hook: only sources with a cache override it
         """Release cached data (the W-TALC object array)."""
 
@@ -262,6 +269,24 @@ class WtalcFeatureSource(FeatureSource):
             while next_out < len(wanted) and wanted[next_out] in held:
                 yield wanted[next_out], held.pop(wanted[next_out])
                 next_out += 1
+
+    def paired(self, found: AnnotationInput) -> WtalcFeatureSource:
+        """Entries named by position after the W-TALC `videoname.npy` of `found`."""
+        layout = found.layout
+        if layout is None:
+            raise FeatureFormatError(
+                f"{self.path}: W-TALC features pair with their annotations by position; "
+                "load the annotations with wtalc_features set to this file"
+            )
+        if layout.features_file.resolve() != self.path.resolve():
+            raise FeatureFormatError(
+                f"{self.path}: the annotations were paired with another feature file "
+                f"({layout.features_file}); give both datasets the same features path"
+            )
+        ids = found.annotations.videos["video_id"].tolist()
+        source = WtalcFeatureSource(self.path, ids, found.files)
+        source.layout = layout
+        return source
 
     def _check_entry(self, video_id: str, entry: object) -> np.ndarray:
         if not isinstance(entry, np.ndarray):
@@ -629,29 +654,35 @@ def _log_layout(layout: WtalcLayout, annotations: Annotations) -> None:
         )
 
 
-def open_feature_source(
-    features_path: str | Path,
-    fmt: str,
+@dataclass(frozen=True)
+class AnnotationInput:
+    """Annotations as loaded from the raw layer, with where they came from.
+
+    files: the annotation files and folders, fingerprinted with the features (a change to either
+        re-ingests). layout: the W-TALC layout they were found in (None for other formats).
+    """
+
+    annotations: Annotations
+    files: tuple[Path, ...]
+    layout: WtalcLayout | None = None
+
+
+def resolve_annotations(
     annotations_path: str | Path | None = None,
     dataset_name: str | None = None,
-) -> tuple[FeatureSource, Annotations]:
-    """Open features in format `fmt` ("wtalc", "npy-folder", "hdf5") with their annotations.
+    *,
+    wtalc_features: str | Path | None = None,
+) -> AnnotationInput:
+    """The annotations of a dataset: a W-TALC folder, an ActivityNet-style JSON or a CSV.
 
-    wtalc: `features_path` is the folder or the `<Name>-I3D-JOINTFeatures.npy` file; annotations
-    default to `<folder>/<Name>-Annotations/`, else the shipped THUMOS14 / ActivityNet1.2 ones
-    (`resolve_wtalc_layout`; the source's `layout` says what was used, and the differences from
-    the shipped annotations are logged). Other formats need `annotations_path` (W-TALC folder,
-    ActivityNet JSON or CSV) unless `dataset_name` names a shipped dataset. The dataset name
-    defaults to `<Name>` (wtalc) or the feature path's stem. Nothing is read beyond headers and
-    file lists until iteration.
+    wtalc_features: the W-TALC feature file (or its folder) the annotations pair with by
+    position. The folder defaults to `<Name>-Annotations/` beside it, else the shipped THUMOS14 /
+    ActivityNet1.2 annotations (by name or by video count, `resolve_wtalc_layout`); the
+    differences from the shipped annotations are logged. Without it, `annotations_path` is
+    needed unless `dataset_name` names a shipped dataset.
     """
-    features_path = Path(features_path)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
-    if not features_path.exists():
-        raise FileNotFoundError(f"{features_path}: features not found")
-    if fmt == "wtalc":
-        layout = resolve_wtalc_layout(features_path, annotations_path, dataset_name)
+    if wtalc_features is not None:
+        layout = resolve_wtalc_layout(wtalc_features, annotations_path, dataset_name)
         annotations = load_annotations(layout.annotations_dir, name=layout.name)
         if layout.ambiguous_origin == "shipped" and layout.annotations_origin == "user":
             annotations = dataclasses.replace(
@@ -665,27 +696,72 @@ def open_feature_source(
                     "%s differs from the shipped annotations: %s", layout.annotations_dir, line
                 )
         _log_layout(layout, annotations)
-        ids = annotations.videos["video_id"].tolist()
-        fingerprinted = (layout.annotations_dir,) + (
+        files = (layout.annotations_dir,) + (
             (layout.ambiguous_file,) if layout.ambiguous_origin == "shipped" else ()
         )
-        source = WtalcFeatureSource(layout.features_file, ids, fingerprinted)
-        source.layout = layout
-        return source, annotations
+        return AnnotationInput(annotations, files, layout)
     shipped = _shipped_key(dataset_name, None)
     if annotations_path is None and shipped is not None:
         annotations_path = shipped_annotations_dir(shipped)
         logger.info(
-            "%s: no annotations_path; using the shipped %s annotations (%s)",
-            features_path,
+            "no annotations given; using the shipped %s annotations (%s)",
             SHIPPED_DATASETS[shipped],
             annotations_path,
         )
     if annotations_path is None:
         raise ValueError(
-            f"format '{fmt}' needs annotations_path (ActivityNet JSON, CSV or W-TALC folder)"
+            "no annotations: give their path (ActivityNet JSON, CSV or W-TALC folder), "
+            f"or a shipped dataset_name ({', '.join(SHIPPED_DATASETS.values())})"
         )
-    name = dataset_name or features_path.stem
+    name = dataset_name or Path(annotations_path).stem
     annotations = load_annotations(annotations_path, name=name)
-    source_cls = NpyFolderSource if fmt == "npy-folder" else Hdf5Source
-    return source_cls(features_path, (Path(annotations_path),)), annotations
+    return AnnotationInput(annotations, (Path(annotations_path),))
+
+
+def open_features(
+    features_path: str | Path, fmt: str, dataset_name: str | None = None
+) -> FeatureSource:
+    """The features at `features_path` in format `fmt`, not yet paired with annotations.
+
+    wtalc: the `<Name>-I3D-JOINTFeatures.npy` file or its folder (`dataset_name` picks the file
+    when the folder holds several); its entries are `<entry N>` until `paired`. Nothing is read
+    beyond headers and file lists.
+    """
+    features_path = Path(features_path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if not features_path.exists():
+        raise FileNotFoundError(f"{features_path}: features not found")
+    if fmt == "wtalc":
+        return WtalcFeatureSource(_find_features_file(features_path, dataset_name), [])
+    return (NpyFolderSource if fmt == "npy-folder" else Hdf5Source)(features_path)
+
+
+def open_feature_source(
+    features_path: str | Path,
+    fmt: str,
+    annotations_path: str | Path | None = None,
+    dataset_name: str | None = None,
+) -> tuple[FeatureSource, Annotations]:
+    """Open features in format `fmt` ("wtalc", "npy-folder", "hdf5") with their annotations.
+
+    wtalc: `features_path` is the folder or the `<Name>-I3D-JOINTFeatures.npy` file; annotations
+    default to `<folder>/<Name>-Annotations/`, else the shipped THUMOS14 / ActivityNet1.2 ones
+    (`resolve_annotations`; the source's `layout` says what was used). Other formats need
+    `annotations_path` (W-TALC folder, ActivityNet JSON or CSV) unless `dataset_name` names a
+    shipped dataset. Nothing is read beyond headers and file lists until iteration.
+    """
+    features_path = Path(features_path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if not features_path.exists():
+        raise FileNotFoundError(f"{features_path}: features not found")
+    if fmt == "wtalc":
+        found = resolve_annotations(annotations_path, dataset_name, wtalc_features=features_path)
+    else:
+        if annotations_path is None and _shipped_key(dataset_name, None) is None:
+            raise ValueError(
+                f"format '{fmt}' needs annotations_path (ActivityNet JSON, CSV or W-TALC folder)"
+            )
+        found = resolve_annotations(annotations_path, dataset_name or features_path.stem)
+    return open_features(features_path, fmt, dataset_name).paired(found), found.annotations

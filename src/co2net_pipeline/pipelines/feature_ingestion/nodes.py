@@ -1,4 +1,4 @@
-"""Feature ingestion: read user features in any supported format, validate, hand over the store."""
+"""Feature ingestion: pair the raw features with their annotations, validate, hand over the store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from co2net_pipeline.data.formats import layout_summary, open_feature_source
+from co2net_pipeline.data.formats import AnnotationInput, FeatureSource, layout_summary
 from co2net_pipeline.data.ingest import pending_feature_store
 from co2net_pipeline.data.store import PendingFeatureStore
 from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
@@ -22,9 +22,11 @@ ANNOTATION_QUIRKS = frozenset(
 
 
 def ingest_features(
+    raw_features: FeatureSource,
+    raw_annotations: AnnotationInput,
     params: dict,
 ) -> tuple[PendingFeatureStore, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], dict, str]:
-    """Validate the features named in `params` against their annotations.
+    """Validate the raw features against their annotations (both from the catalog's raw layer).
 
     Raises `DataValidationError` (naming file, video and problem) before anything is written.
     Returns the pending feature store (written atomically by `FeatureStoreDataset`, skipped when
@@ -35,12 +37,8 @@ def ingest_features(
     validation = ValidationParams.from_dict(
         {**ingestion.validation.model_dump(), "feature_dim": ingestion.feature_dim}
     )
-    source, annotations = open_feature_source(
-        ingestion.features_path,
-        ingestion.format,
-        ingestion.annotations_path,
-        ingestion.dataset_name,
-    )
+    source = raw_features.paired(raw_annotations)
+    annotations = raw_annotations.annotations
     fingerprint = source.fingerprint()
     dataset, report = validate_dataset(source, annotations, validation)
     report["fingerprint"] = fingerprint
@@ -48,7 +46,15 @@ def ingest_features(
     report["synthetic"] = report["data_source"] == "synthetic"
     layout = layout_summary(source, annotations)  # annotations / Ambiguous_test.txt used
     report.update(layout)
-    set_run_tags({"feature_fingerprint": fingerprint, "dataset": dataset.name, **layout})
+    set_run_tags(
+        {
+            "feature_fingerprint": fingerprint,
+            "dataset": dataset.name,
+            "features_path": str(source.path),
+            "features_format": source.format,
+            **layout,
+        }
+    )
     found = report.get("warnings", {})
     for name, warning in found.items():
         if name not in ANNOTATION_QUIRKS:

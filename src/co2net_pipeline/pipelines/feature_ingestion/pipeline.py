@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_features,
-                inputs="params:feature_ingestion",
+                inputs=["raw_features", "raw_annotations", "params:feature_ingestion"],
                 outputs=[
                     "feature_store",
                     "videos",
