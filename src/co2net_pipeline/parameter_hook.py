@@ -105,9 +105,12 @@ def missing_raw_input(
     `written` by the run (synthetic_data before train_eval), as one line; None when all do."""
     from co2net_pipeline.datasets import AnnotationsDataset, RawFeaturesDataset
 
-    for name in sorted(inputs):
-        dataset = catalog.get(name) if not name.startswith("params:") else None
-        if not isinstance(dataset, RawFeaturesDataset | AnnotationsDataset) or dataset.exists():
+    found = {n: catalog.get(n) for n in sorted(inputs) if not n.startswith("params:")}
+    raw = [n for n, d in found.items() if isinstance(d, RawFeaturesDataset)]
+    raw += [n for n, d in found.items() if isinstance(d, AnnotationsDataset)]
+    for name in raw:  # the features first: their path is the one users set
+        dataset = found[name]
+        if dataset.exists():
             continue
         if Path(dataset.location).resolve() not in written:
             return (
