@@ -341,7 +341,7 @@ def test_missing_raw_features_fail_before_the_run_naming_the_dataset(project, mo
         with pytest.raises(ConfigurationError) as info:
             session.run(pipeline_names=["train_eval"])
     assert str(info.value.message) == (
-        f"dataset 'raw_features': {project / 'nowhere/thumos14'} not found (set raw_data in "
+        f"dataset 'raw_features': {project / 'nowhere/thumos14'} not found (set raw_data.features in "
         "conf/<env>/globals.yml, or kedro run --params raw_data.features=PATH)"
     )
     assert _written(project) == []

@@ -5,7 +5,10 @@ the dataset type."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -98,23 +101,25 @@ def test_another_format_is_another_raw_dataset(synthetic_project, dataset_type, 
     project = synthetic_project
     source, _ = open_feature_source(project / SYNTHETIC, "wtalc")
     write(source, project / filepath)
+    location = "${runtime_params:raw_data.features,${globals:raw_data.features}}"
     local = {
         "raw_features": {
             "type": f"co2net_pipeline.datasets.{dataset_type}",
-            "filepath": filepath,
+            "filepath": location,
             "metadata": {"kedro-viz": {"layer": "raw"}},
         },
         "raw_annotations": {
             "type": "co2net_pipeline.datasets.AnnotationsDataset",
-            "filepath": ANNOTATIONS,
+            "filepath": "${runtime_params:raw_data.annotations,${globals:raw_data.annotations}}",
             "dataset_name": "Thumos14reduced",
             "metadata": {"kedro-viz": {"layer": "raw"}},
         },
     }
     catalog = project / "conf/local/catalog.yml"
     catalog.write_text(yaml.safe_dump(local))
+    where = {"raw_data": {"features": filepath, "annotations": ANNOTATIONS}}
     try:
-        run_pipeline(project, "feature_ingestion")
+        run_pipeline(project, "feature_ingestion", where)
     finally:
         catalog.unlink()
     report = json.loads((project / REPORT).read_text())
@@ -122,3 +127,64 @@ def test_another_format_is_another_raw_dataset(synthetic_project, dataset_type, 
     reference, ingested = _store(project / "reference_store.h5"), _store(project / STORE)
     assert sorted(ingested) == sorted(reference)
     assert all(np.array_equal(ingested[v], reference[v]) for v in reference)
+
+
+def test_a_broken_feature_file_is_one_line_naming_dataset_and_file(synthetic_project, tmp_path):
+    """`kedro run` on a truncated W-TALC file: `Error: dataset 'raw_features': <file>: ...`,
+    exit code 1, no traceback."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    original = synthetic_project / SYNTHETIC / "Thumos14reduced-I3D-JOINTFeatures.npy"
+    (broken / original.name).write_bytes(original.read_bytes()[:50])
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("kedro")),
+            "run",
+            "--pipelines=feature_ingestion",
+            f"--params=raw_data.features={broken}",
+        ],
+        cwd=synthetic_project,
+        env={**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "╭" not in output
+    (error,) = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert error.startswith(f"Error: dataset 'raw_features': {broken / original.name}: ")
+
+
+def test_raw_data_in_a_parameters_file_is_refused(tmp_path, monkeypatch):
+    """The catalog reads raw_data from globals or one run's params; in a parameters file it
+    would be silently ignored."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from co2net_pipeline.parameter_hook import ConfigurationError
+
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    project = copy_project(tmp_path)
+    (project / "conf/local/parameters.yml").write_text("raw_data:\n  features: elsewhere\n")
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        with pytest.raises(ConfigurationError, match="raw_data.features: set in a parameters"):
+            session.run(pipeline_names=["feature_ingestion"])
+
+
+def test_orchestrated_runs_read_raw_data_relative_to_the_project(tmp_path):
+    """An Airflow task's Kedro project path is its output folder: the raw paths are made
+    absolute against the project first."""
+    from co2net_pipeline.orchestration import _config_loader, raw_data_locations
+
+    loader = _config_loader(ROOT / "conf", "thumos14", None)
+    assert raw_data_locations(loader, tmp_path, None) == {
+        "features": str(tmp_path / "data/01_raw/thumos14")
+    }
+    runtime = {"raw_data": {"features": "/mnt/shared/t14", "annotations": "ann/T-Annotations"}}
+    assert raw_data_locations(loader, tmp_path, runtime) == {
+        "features": "/mnt/shared/t14",
+        "annotations": str(tmp_path / "ann/T-Annotations"),
+    }

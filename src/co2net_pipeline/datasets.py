@@ -145,6 +145,11 @@ class RawFeaturesDataset(AbstractDataset):
     def __init__(
         self, filepath: str, dataset_name: str | None = None, metadata: dict | None = None
     ):
+        if not self.format:
+            raise DatasetError(
+                "RawFeaturesDataset is the base class: use WtalcFeaturesDataset, "
+                "NpyFolderFeaturesDataset or Hdf5FeaturesDataset"
+            )
         self._filepath = PurePosixPath(filepath)
         self._dataset_name = dataset_name
         self.metadata = metadata

@@ -2,18 +2,23 @@
 node runs, so a typo costs seconds, not a training run (and no output is overwritten).
 
 On the command line (`kedro run`) a problem is one line, `Error: <problem>`, exit code 2; with
-`CO2NET_DEBUG=1` it is raised as a plain exception with its traceback.
+`CO2NET_DEBUG=1` it is raised as a plain exception with its traceback. Unusable input data found
+during the run (a feature file that is not one, a video of the wrong width) is one line too,
+exit code 1 (`on_pipeline_error`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import click
 from kedro.framework.hooks import hook_impl
 
+from co2net_pipeline.data.errors import DataValidationError
+from co2net_pipeline.data.safe_npy import UnsafeNpyError
 from co2net_pipeline.schemas import GROUPS, ParameterError, validate_parameters
 
 
@@ -24,8 +29,36 @@ class ConfigurationError(click.ClickException, ValueError):
     exit_code = 2
 
 
+class DataInputError(click.ClickException, DataValidationError):
+    """Unusable input data: one line in `kedro run` (exit code 1), a DataValidationError for
+    Python callers."""
+
+
+def _debug() -> bool:
+    return os.environ.get("CO2NET_DEBUG", "") not in ("", "0")
+
+
+def data_error_line(error: BaseException) -> str | None:
+    """The problem with the input data in `error`'s chain, as one line naming the dataset that
+    failed to load (when one did), the file, the video and the problem; None for other errors."""
+    dataset, seen = None, error
+    while seen is not None:
+        loading = re.match(r"(\w+): Failed while loading data", str(seen))
+        if dataset is None and loading:
+            dataset = loading.group(1)
+        if isinstance(seen, DataValidationError | UnsafeNpyError) or (
+            dataset is not None
+            and isinstance(seen, FileNotFoundError | ValueError)
+            and not str(seen).startswith(f"{dataset}: Failed")
+        ):
+            line = " ".join(str(seen).split())
+            return f"dataset {dataset!r}: {line}" if dataset else line
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _fail(message: str) -> None:
-    if os.environ.get("CO2NET_DEBUG", "") not in ("", "0"):
+    if _debug():
         raise ParameterError(message)
     raise ConfigurationError(message)
 
@@ -76,6 +109,13 @@ class ParameterCheckHook:
         registered = [pipelines[name] for name in names if name in pipelines]
         groups = pipeline_groups(pipeline, registered)
         if "raw_data" in params:  # given for this run; the catalog's raw layer reads it
+            runtime = getattr(self._context.config_loader, "runtime_params", None) or {}
+            in_files = set(params["raw_data"] or {}) - set(runtime.get("raw_data") or {})
+            if in_files:
+                _fail(
+                    f"raw_data.{sorted(in_files)[0]}: set in a parameters file, which the catalog "
+                    "does not read; put raw_data in conf/<env>/globals.yml (or pass --params)"
+                )
             groups.append("raw_data")
         try:
             parsed = validate_parameters(params, groups)
@@ -97,6 +137,12 @@ class ParameterCheckHook:
         if problem:
             _fail(problem)
 
+    @hook_impl(trylast=True)  # after kedro-mlflow has closed its run as failed
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        line = None if _debug() else data_error_line(error)
+        if line:
+            raise DataInputError(line) from error
+
 
 def missing_raw_input(
     catalog, inputs: Iterable[str], written: set[Path] = frozenset()
@@ -113,9 +159,10 @@ def missing_raw_input(
         if dataset.exists():
             continue
         if Path(dataset.location).resolve() not in written:
+            key = "features" if isinstance(dataset, RawFeaturesDataset) else "annotations"
             return (
-                f"dataset {name!r}: {dataset.location} not found (set raw_data in "
-                "conf/<env>/globals.yml, or kedro run --params raw_data.features=PATH)"
+                f"dataset {name!r}: {dataset.location} not found (set raw_data.{key} in "
+                f"conf/<env>/globals.yml, or kedro run --params raw_data.{key}=PATH)"
             )
     return None
 

@@ -132,6 +132,14 @@ def test_errors_name_the_file(tmp_path, tiny):
         open_feature_source(tmp_path / "w", "wtalc")
 
 
+def test_wtalc_features_refuse_annotations_that_cannot_pair_by_position(tmp_path, tiny):
+    annotations, features = tiny
+    write_wtalc(tmp_path, annotations, features)
+    gt = write_json(tmp_path / "gt.json", annotations)
+    with pytest.raises(FeatureFormatError, match=r"gt\.json: W-TALC features pair .* by position"):
+        open_feature_source(tmp_path, "wtalc", annotations_path=gt)
+
+
 def test_npy_folder_missing_modality(tmp_path, tiny):
     annotations, features = tiny
     write_npy_folder(tmp_path / "feats", features, split=True)

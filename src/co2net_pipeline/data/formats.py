@@ -576,6 +576,11 @@ def resolve_wtalc_layout(
         ann_dir = Path(annotations_path)
         if not ann_dir.exists():
             raise FileNotFoundError(f"{ann_dir}: annotation folder not found")
+        if not ann_dir.is_dir():
+            raise FeatureFormatError(
+                f"{ann_dir}: W-TALC features pair with their annotations by position, so they "
+                f"need the W-TALC folder ({name}-Annotations/ with videoname.npy), not a file"
+            )
         origin = "user"
     elif (feat_file.parent / f"{name}-Annotations").is_dir():
         ann_dir, origin = feat_file.parent / f"{name}-Annotations", "user"
@@ -593,7 +598,7 @@ def resolve_wtalc_layout(
         raise FeatureFormatError(
             f"{feat_file}: {n_entries} videos match neither "
             + " nor ".join(f"{SHIPPED_DATASETS[k]} ({c})" for k, c in SHIPPED_VIDEO_COUNTS.items())
-            + f", and there is no {name}-Annotations folder beside it (or give the annotations: annotations_path / --annotations)"
+            + f", and there is no {name}-Annotations folder beside it (or give the annotation folder: raw_data.annotations / --annotations)"
         )
     ambiguous_file: Path | None = None
     ambiguous_origin = "none"
