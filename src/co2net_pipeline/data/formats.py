@@ -723,6 +723,15 @@ def resolve_annotations(
     return AnnotationInput(annotations, (Path(annotations_path),))
 
 
+def _existing_features(features_path: str | Path, fmt: str) -> Path:
+    features_path = Path(features_path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if not features_path.exists():
+        raise FileNotFoundError(f"{features_path}: features not found")
+    return features_path
+
+
 def open_features(
     features_path: str | Path, fmt: str, dataset_name: str | None = None
 ) -> FeatureSource:
@@ -732,11 +741,7 @@ def open_features(
     when the folder holds several); its entries are `<entry N>` until `paired`. Nothing is read
     beyond headers and file lists.
     """
-    features_path = Path(features_path)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
-    if not features_path.exists():
-        raise FileNotFoundError(f"{features_path}: features not found")
+    features_path = _existing_features(features_path, fmt)
     if fmt == "wtalc":
         return WtalcFeatureSource(_find_features_file(features_path, dataset_name), [])
     return (NpyFolderSource if fmt == "npy-folder" else Hdf5Source)(features_path)
@@ -756,11 +761,7 @@ def open_feature_source(
     `annotations_path` (W-TALC folder, ActivityNet JSON or CSV) unless `dataset_name` names a
     shipped dataset. Nothing is read beyond headers and file lists until iteration.
     """
-    features_path = Path(features_path)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown feature format '{fmt}' (choose from {', '.join(FORMATS)})")
-    if not features_path.exists():
-        raise FileNotFoundError(f"{features_path}: features not found")
+    features_path = _existing_features(features_path, fmt)
     if fmt == "wtalc":
         found = resolve_annotations(annotations_path, dataset_name, wtalc_features=features_path)
     else:
