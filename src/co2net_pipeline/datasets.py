@@ -247,3 +247,12 @@ class AnnotationsDataset(AbstractDataset):
             "dataset_name": self._dataset_name,
             "wtalc_features": None if self._wtalc_features is None else str(self._wtalc_features),
         }
+
+
+def raw_datasets(catalog, inputs) -> dict[str, AbstractDataset]:
+    """The raw-layer datasets among a pipeline's `inputs`, by name: the features first (their
+    path is the one users set), then the annotations."""
+    found = {n: catalog.get(n) for n in sorted(inputs) if not n.startswith("params:")}
+    ordered = [n for n, d in found.items() if isinstance(d, RawFeaturesDataset)]
+    ordered += [n for n, d in found.items() if isinstance(d, AnnotationsDataset)]
+    return {n: found[n] for n in ordered}

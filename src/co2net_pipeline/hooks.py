@@ -235,14 +235,12 @@ class ProjectHooks:
 
 def raw_inputs(catalog, inputs) -> dict[str, dict]:
     """The resolved catalog entries of the raw-layer inputs (type and paths), by name."""
-    from co2net_pipeline.datasets import AnnotationsDataset, RawFeaturesDataset
+    from co2net_pipeline.datasets import raw_datasets
 
-    found = {}
-    for name in sorted(i for i in inputs if not i.startswith("params:")):
-        dataset = catalog.get(name)
-        if isinstance(dataset, RawFeaturesDataset | AnnotationsDataset):
-            found[name] = {"type": type(dataset).__name__, **dataset._describe()}
-    return found
+    return {
+        name: {"type": type(dataset).__name__, **dataset._describe()}
+        for name, dataset in sorted(raw_datasets(catalog, inputs).items())
+    }
 
 
 def _registered_name(name: str) -> str:

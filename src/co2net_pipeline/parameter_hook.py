@@ -149,13 +149,9 @@ def missing_raw_input(
 ) -> str | None:
     """The first raw-layer input (features, annotations) whose path does not exist and is not
     `written` by the run (synthetic_data before train_eval), as one line; None when all do."""
-    from co2net_pipeline.datasets import AnnotationsDataset, RawFeaturesDataset
+    from co2net_pipeline.datasets import RawFeaturesDataset, raw_datasets
 
-    found = {n: catalog.get(n) for n in sorted(inputs) if not n.startswith("params:")}
-    raw = [n for n, d in found.items() if isinstance(d, RawFeaturesDataset)]
-    raw += [n for n, d in found.items() if isinstance(d, AnnotationsDataset)]
-    for name in raw:  # the features first: their path is the one users set
-        dataset = found[name]
+    for name, dataset in raw_datasets(catalog, inputs).items():
         if dataset.exists():
             continue
         if Path(dataset.location).resolve() not in written:
