@@ -33,12 +33,12 @@ import pandas as pd
 import torch
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections
-from co2net_pipeline.evaluation_io import load_ground_truth
-from co2net_pipeline.inference import run_inference
-from co2net_pipeline.localization import ProposalParams, localize_videos
-from co2net_pipeline.model import ModelConfig, build_model
-from co2net_pipeline.training import bf16_is_fast
+from co2net_pipeline.method.inference import run_inference
+from co2net_pipeline.method.metric import THUMOS14_TIOU, evaluate_detections
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos
+from co2net_pipeline.method.training import bf16_is_fast
+from co2net_pipeline.reports.evaluation_files import load_ground_truth
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -92,13 +92,13 @@ def main() -> int:
         load_shipped_annotations,
         seconds_to_snippets,
     )
-    from co2net_pipeline.evaluation import evaluate_detections, subset_ground_truth
-    from co2net_pipeline.inference import run_inference
-    from co2net_pipeline.localization import ProposalParams, localize_videos
-    from co2net_pipeline.losses import LossConfig
-    from co2net_pipeline.model import ModelConfig, build_model
-    from co2net_pipeline.sampling import make_sampling_plan, multi_hot
-    from co2net_pipeline.training import TrainConfig, train_model
+    from co2net_pipeline.method.inference import run_inference
+    from co2net_pipeline.method.losses import LossConfig
+    from co2net_pipeline.method.metric import evaluate_detections, subset_ground_truth
+    from co2net_pipeline.method.model import ModelConfig, build_model
+    from co2net_pipeline.method.proposals import ProposalParams, localize_videos
+    from co2net_pipeline.method.sampler import make_sampling_plan, multi_hot
+    from co2net_pipeline.method.training import TrainConfig, train_model
 
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

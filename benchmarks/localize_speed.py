@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from co2net_pipeline.data.annotations import load_shipped_annotations, seconds_to_snippets
-from co2net_pipeline.evaluation import THUMOS14_TIOU, evaluate_detections
-from co2net_pipeline.evaluation_io import load_ground_truth
-from co2net_pipeline.localization import ProposalParams, localize_videos
+from co2net_pipeline.method.metric import THUMOS14_TIOU, evaluate_detections
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos
+from co2net_pipeline.reports.evaluation_files import load_ground_truth
 
 HERE = Path(__file__).resolve().parent
 RESULTS_CSV = HERE / "results" / "localize_speed.csv"

@@ -113,12 +113,12 @@ def stage_train(args, env: str, params: dict, paths: dict) -> dict:
     import numpy as np
     import torch
 
-    from co2net_pipeline import feature_bank
     from co2net_pipeline.data.store import FeatureStore
-    from co2net_pipeline.losses import LossConfig
-    from co2net_pipeline.model import ModelConfig
-    from co2net_pipeline.sampling import make_sampling_plan, multi_hot
-    from co2net_pipeline.training import TrainConfig, train_model
+    from co2net_pipeline.method import feature_bank
+    from co2net_pipeline.method.losses import LossConfig
+    from co2net_pipeline.method.model import ModelConfig
+    from co2net_pipeline.method.sampler import make_sampling_plan, multi_hot
+    from co2net_pipeline.method.training import TrainConfig, train_model
 
     videos, _, classlist, _ = _tables(paths, ENVS[env])
     sampling = params["snippet_sampling"]
@@ -192,8 +192,8 @@ def stage_infer(args, env: str, params: dict, paths: dict) -> dict:
     import torch
 
     from co2net_pipeline.data.store import FeatureStore, write_array_store
-    from co2net_pipeline.inference import run_inference
-    from co2net_pipeline.model import ModelConfig, build_model
+    from co2net_pipeline.method.inference import run_inference
+    from co2net_pipeline.method.model import ModelConfig, build_model
 
     videos, _, _, _ = _tables(paths, ENVS[env])
     test_subset = params["snippet_sampling"]["test_subset"]
@@ -213,7 +213,7 @@ def stage_infer(args, env: str, params: dict, paths: dict) -> dict:
 
 def stage_proposals(args, env: str, params: dict, paths: dict) -> dict:
     from co2net_pipeline.data.store import read_array_store
-    from co2net_pipeline.localization import ProposalParams, localize_videos
+    from co2net_pipeline.method.proposals import ProposalParams, localize_videos
 
     _, _, classlist, ambiguous = _tables(paths, ENVS[env])
     outputs = {v: (a["cas"], a["attention"]) for v, a in read_array_store(paths["cas"]).items()}
@@ -234,7 +234,7 @@ def stage_proposals(args, env: str, params: dict, paths: dict) -> dict:
 def stage_evaluate(args, env: str, params: dict, paths: dict) -> dict:
     import pandas as pd
 
-    from co2net_pipeline.evaluation import evaluate_detections, subset_ground_truth
+    from co2net_pipeline.method.metric import evaluate_detections, subset_ground_truth
 
     videos, segments, _, _ = _tables(paths, ENVS[env])
     ev = params["evaluation"]
@@ -261,10 +261,10 @@ def run_stage(args) -> None:
     import torch
 
     import co2net_pipeline.data.ingest  # noqa: F401
-    import co2net_pipeline.evaluation  # noqa: F401
-    import co2net_pipeline.inference  # noqa: F401
-    import co2net_pipeline.localization  # noqa: F401
-    import co2net_pipeline.training  # noqa: F401
+    import co2net_pipeline.method.inference  # noqa: F401
+    import co2net_pipeline.method.metric  # noqa: F401
+    import co2net_pipeline.method.proposals  # noqa: F401
+    import co2net_pipeline.method.training  # noqa: F401
 
     if args.threads:
         torch.set_num_threads(args.threads)

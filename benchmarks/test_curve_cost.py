@@ -25,9 +25,9 @@ from eval_loop_speed import THUMOS14_TIOU, probed_model, thumos_test_features  #
 from run_all import machine  # noqa: E402
 
 from co2net_pipeline.data.annotations import load_shipped_annotations  # noqa: E402
-from co2net_pipeline.evaluation_io import load_ground_truth  # noqa: E402
-from co2net_pipeline.localization import ProposalParams  # noqa: E402
-from co2net_pipeline.scoring import DetectionScorer  # noqa: E402
+from co2net_pipeline.method.proposals import ProposalParams  # noqa: E402
+from co2net_pipeline.method.selection import DetectionScorer  # noqa: E402
+from co2net_pipeline.reports.evaluation_files import load_ground_truth  # noqa: E402
 
 
 def run(repeats: int = 3, iterations: int = 5000, every: int = 200) -> list[dict]:

@@ -3,7 +3,7 @@
 Batch 10 x 500 snippets x 2048 features, C = 20, on CPU (and CUDA when present). The steps are
 timed side by side, each in its own subprocess (so peak memory is per implementation):
 
-- "ours": `co2net_pipeline.training.train_model` itself (plan-driven vectorised snippet
+- "ours": `co2net_pipeline.method.training.train_model` itself (plan-driven vectorised snippet
   sampling, CO2Net, vectorised losses, Adam; fused Adam on CUDA), float32, timed between
   consecutive per-iteration `on_metrics` callbacks;
 - "ours-bf16": the same with bf16 autocast (`TrainConfig.bf16`), on CUDA and on CPUs with
@@ -281,10 +281,10 @@ def _result(torch, device, times: list[float], rss_setup_kb: int) -> dict:
 def _ours_worker(device_name: str, warmup: int, iterations: int, seed: int, bf16: bool) -> dict:
     import torch
 
-    from co2net_pipeline.losses import LossConfig
-    from co2net_pipeline.model import ModelConfig
-    from co2net_pipeline.sampling import make_sampling_plan
-    from co2net_pipeline.training import TrainConfig, train_model
+    from co2net_pipeline.method.losses import LossConfig
+    from co2net_pipeline.method.model import ModelConfig
+    from co2net_pipeline.method.sampler import make_sampling_plan
+    from co2net_pipeline.method.training import TrainConfig, train_model
 
     device = torch.device(device_name)
     ids, labels, features = synthetic_train_set(seed=seed)
@@ -365,7 +365,7 @@ def run(
     that slow drifts of the machine hit all of them alike; the median is over all rounds."""
     import torch
 
-    from co2net_pipeline.training import bf16_is_fast
+    from co2net_pipeline.method.training import bf16_is_fast
 
     if warmup < 1:
         raise ValueError("warmup must be >= 1 (the first step pays one-off setup costs)")

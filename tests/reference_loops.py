@@ -5,7 +5,7 @@ OIC scoring with Python lists; soft-NMS that swaps the arg-max to the head of a 
 decays the rest, one pick at a time; and the ActivityNet evaluator's per-prediction walk over
 pandas groups. It is deliberately not optimised, so that it can be read against the reference
 line by line. tests/test_localization.py and tests/test_evaluation.py check that
-`co2net_pipeline.localization` and `co2net_pipeline.evaluation` (the implementations to use)
+`co2net_pipeline.method.proposals` and `co2net_pipeline.method.metric` (the implementations to use)
 give its outputs; the benchmarks (benchmarks/localize_speed.py, eval_loop_speed.py) also time
 it as the reference's speed.
 """

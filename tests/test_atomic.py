@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from co2net_pipeline.atomic import (
+from co2net_pipeline.common.atomic import (
     atomic_directory,
     atomic_path,
     atomic_write_bytes,

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.evaluation_io import load_ground_truth
-from co2net_pipeline.model import ModelConfig, build_model
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.reports.evaluation_files import load_ground_truth
 from tests.golden import PROJECT_ROOT
 
 

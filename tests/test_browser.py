@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from co2net_pipeline.hooks import tag_experiment_kind
-from co2net_pipeline.runs import experiment_url
+from co2net_pipeline.kedro_glue.hooks import tag_experiment_kind
+from co2net_pipeline.tracking.runs import experiment_url
 
 CHROMIUM = next(
     (

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from co2net_pipeline.checkpoints import (
+from co2net_pipeline.method.checkpoints import (
     CHECKPOINT_NAME,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig
-from co2net_pipeline.sampling import make_sampling_plan
-from co2net_pipeline.training import TrainConfig, train_model
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.sampler import make_sampling_plan
+from co2net_pipeline.method.training import TrainConfig, train_model
 
 D, C, N = 4, 2, 6
 WAYS_OUT = "delete it to start from iteration 0, or set training.resume=false"

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from co2net_pipeline.cli import co2net as co2net_group
 from co2net_pipeline.cli import main
-from co2net_pipeline.runs import (
+from co2net_pipeline.tracking.runs import (
     metric_sort_key,
     read_sqlite_runs,
     records_from_frame,
@@ -197,7 +197,7 @@ def test_ingest_writes_all_files_or_none(tiny_raw: Path, tmp_path: Path, monkeyp
 def test_evaluate_output_folder_is_refused_before_the_evaluation(
     eval_files: tuple[Path, Path], tmp_path: Path, monkeypatch
 ) -> None:
-    import co2net_pipeline.evaluation_io as evaluation_io
+    import co2net_pipeline.reports.evaluation_files as evaluation_io
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the evaluation ran before the output was checked")
@@ -240,7 +240,7 @@ def test_bad_tiou_lists_are_errors(
 
 
 def test_units_seconds_on_snippet_predictions_warns(tmp_path: Path) -> None:
-    from co2net_pipeline.evaluation_io import load_ground_truth
+    from co2net_pipeline.reports.evaluation_files import load_ground_truth
 
     gt, _, _ = load_ground_truth("thumos14", "test", "snippets")
     preds = tmp_path / "snippets.csv"
@@ -471,7 +471,7 @@ def store(tmp_path_factory) -> dict:
 
 
 def test_sqlite_reader_matches_mlflow(store: dict) -> None:
-    from co2net_pipeline.tracking import search_runs
+    from co2net_pipeline.tracking.records import search_runs
 
     fast = {r.run_id: r for r in read_sqlite_runs(store["root"] / "mlflow.db", "co2net")}
     slow = {r.run_id: r for r in records_from_frame(search_runs("co2net", store["uri"]))}

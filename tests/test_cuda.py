@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from co2net_pipeline.feature_bank import FeatureBank
-from co2net_pipeline.inference import run_inference
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig, build_model
-from co2net_pipeline.sampling import batch_snippet_indices, make_sampling_plan
-from co2net_pipeline.training import TrainConfig, train_model
+from co2net_pipeline.method.feature_bank import FeatureBank
+from co2net_pipeline.method.inference import run_inference
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.method.sampler import batch_snippet_indices, make_sampling_plan
+from co2net_pipeline.method.training import TrainConfig, train_model
 
 pytestmark = [
     pytest.mark.cuda,

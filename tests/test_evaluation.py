@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from co2net_pipeline.cli import main as co2net
-from co2net_pipeline.evaluation import (
+from co2net_pipeline.method.metric import (
     ACTIVITYNET_TIOU,
     THUMOS14_TIOU,
     average_map,
     evaluate_detections,
 )
-from co2net_pipeline.evaluation_io import (
+from co2net_pipeline.reports.evaluation_files import (
     detections_to_activitynet_json,
     evaluate_files,
     load_ground_truth,

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from co2net_pipeline.data.store import FeatureStore, write_feature_store
-from co2net_pipeline.feature_bank import FeatureBank
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig
-from co2net_pipeline.sampling import batch_snippet_indices, make_sampling_plan
-from co2net_pipeline.training import TrainConfig, train_model
+from co2net_pipeline.method.feature_bank import FeatureBank
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.sampler import batch_snippet_indices, make_sampling_plan
+from co2net_pipeline.method.training import TrainConfig, train_model
 
 D, C, N = 4, 3, 12
 CPU = torch.device("cpu")
@@ -101,8 +101,8 @@ def test_training_from_the_store_equals_training_in_memory(store):
 
 def test_inference_from_a_store_view_equals_inference_from_memory(store):
     """Inference reads the store video by video (shapes from its index) with the same outputs."""
-    from co2net_pipeline.inference import run_inference
-    from co2net_pipeline.model import build_model
+    from co2net_pipeline.method.inference import run_inference
+    from co2net_pipeline.method.model import build_model
 
     fs, feats = store
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ import pytest
 from golden import golden_cases
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.sampling import ReferenceBatchStream
+from co2net_pipeline.method.sampler import ReferenceBatchStream
 
 CASES = golden_cases("sampler_stream")
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 from golden import golden_cases
 
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig, build_model
-from co2net_pipeline.training import train_step
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.method.training import train_step
 
 CASES = golden_cases("train_steps")
 

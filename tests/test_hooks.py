@@ -26,7 +26,7 @@ from kedro_helpers import (
 )
 from mlflow.tracking import MlflowClient
 
-from co2net_pipeline.hooks import (
+from co2net_pipeline.kedro_glue.hooks import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     HOST_TAG,
@@ -36,13 +36,13 @@ from co2net_pipeline.hooks import (
     run_name,
     tag_experiment_kind,
 )
-from co2net_pipeline.logged_model import example_frame, log_detector
-from co2net_pipeline.model import ModelConfig, build_model
+from co2net_pipeline.method.model import ModelConfig, build_model
 from co2net_pipeline.pipelines.training_ml.nodes import (
     detect_new_videos,
     features_to_frame,
     infer_new_videos,
 )
+from co2net_pipeline.tracking.detector import example_frame, log_detector
 
 PROPOSALS = {"class_threshold": 0.0}
 

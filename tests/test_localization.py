@@ -13,7 +13,7 @@ import pytest
 from golden import PROJECT_ROOT, golden_cases
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.localization import (
+from co2net_pipeline.method.proposals import (
     PROPOSAL_COLUMNS,
     ProposalParams,
     ambiguous_overlap,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from golden import golden_cases
 
-from co2net_pipeline.losses import (
+from co2net_pipeline.method.losses import (
     TERMS,
     LossConfig,
     co2net_loss,
@@ -22,7 +22,7 @@ from co2net_pipeline.losses import (
     suppressed_cas,
     topk_k,
 )
-from co2net_pipeline.model import ModelOutputs
+from co2net_pipeline.method.model import ModelOutputs
 
 GRAD_KEYS = ("feat", "cas", "attn", "v_atn", "f_atn")
 

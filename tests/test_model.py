@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from co2net_pipeline.inference import padded_batches, run_inference
-from co2net_pipeline.model import (
+from co2net_pipeline.method.inference import padded_batches, run_inference
+from co2net_pipeline.method.model import (
     CO2Net,
     ModelConfig,
     ModelOutputs,

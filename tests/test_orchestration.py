@@ -1,4 +1,4 @@
-"""A study as independent Kedro runs dispatched by Airflow (co2net_pipeline.orchestration).
+"""A study as independent Kedro runs dispatched by Airflow (co2net_pipeline.studies.airflow).
 
 The integration test generates the DAGs with the real `kedro airflow create` (conf/airflow/),
 imports them with Airflow's DagBag and runs the seeds DAG on the tiny configuration, for 2 seeds,
@@ -24,12 +24,12 @@ from kedro_helpers import (
     run_pipeline,
 )
 
-from co2net_pipeline.orchestration import (
+from co2net_pipeline.studies.airflow import (
     configuration_name,
     configuration_overrides,
     study_configurations,
 )
-from co2net_pipeline.studies import flatten
+from co2net_pipeline.studies.in_process import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (3552, 7)
@@ -213,7 +213,7 @@ def test_orchestration_imports_no_heavy_package():
     import sys
 
     code = (
-        "import sys, co2net_pipeline.orchestration; "
+        "import sys, co2net_pipeline.studies.airflow; "
         "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'kedro', 'mlflow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,8 +17,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro_helpers import copy_project, tiny_params
 
-from co2net_pipeline.parameter_hook import ConfigurationError
-from co2net_pipeline.schemas import GROUPS, ParameterError, parse_group, validate_parameters
+from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
+from co2net_pipeline.params.schema import GROUPS, ParameterError, parse_group, validate_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ("thumos14", "activitynet12")
@@ -168,10 +168,10 @@ def test_environments_override_and_never_restate(env):
 def test_schema_keys_are_the_dataclass_fields():
     from co2net_pipeline.data.synthetic import SyntheticParams
     from co2net_pipeline.data.validation import ValidationParams
-    from co2net_pipeline.localization import ProposalParams
-    from co2net_pipeline.losses import TERMS, LossConfig
-    from co2net_pipeline.model import ModelConfig
-    from co2net_pipeline.training import NODE_KEYS, TrainConfig
+    from co2net_pipeline.method.losses import TERMS, LossConfig
+    from co2net_pipeline.method.model import ModelConfig
+    from co2net_pipeline.method.proposals import ProposalParams
+    from co2net_pipeline.method.training import NODE_KEYS, TrainConfig
 
     def fields(cls, drop=()):
         return {f.name for f in dataclasses.fields(cls)} - set(drop)
@@ -226,7 +226,7 @@ def test_kedro_run_fails_before_any_dataset_is_touched(project, extra, message, 
 
 def test_only_the_selected_pipelines_groups_are_checked(project):
     """A broken training key does not stop a pipeline that never reads it."""
-    pipelines = pytest.importorskip("co2net_pipeline.parameter_hook")
+    pipelines = pytest.importorskip("co2net_pipeline.kedro_glue.parameter_hook")
     from co2net_pipeline.pipeline_registry import register_pipelines
 
     registered = register_pipelines()
@@ -240,7 +240,7 @@ def test_only_the_selected_pipelines_groups_are_checked(project):
 
 
 def test_dataclass_configs_suggest_the_closest_key():
-    from co2net_pipeline.localization import ProposalParams
+    from co2net_pipeline.method.proposals import ProposalParams
 
     with pytest.raises(ValueError, match=r"did you mean class_treshold -> class_threshold\?"):
         ProposalParams.from_dict({"class_treshold": 0.1})

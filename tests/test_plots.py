@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from co2net_pipeline import plots
+from co2net_pipeline.reports import figures as plots
 
 CLASSES = ["BaseballPitch", "CricketBowling", "CricketShot"]
 

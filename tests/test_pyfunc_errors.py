@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from co2net_pipeline.inference import features_to_frame, frame_to_features
-from co2net_pipeline.logged_model import log_detector
-from co2net_pipeline.model import ModelConfig, build_model
+from co2net_pipeline.method.inference import features_to_frame, frame_to_features
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.tracking.detector import log_detector
 
 D = 4
 

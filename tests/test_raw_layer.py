@@ -104,12 +104,12 @@ def test_another_format_is_another_raw_dataset(synthetic_project, dataset_type, 
     location = "${runtime_params:raw_data.features,${globals:raw_data.features}}"
     local = {
         "raw_features": {
-            "type": f"co2net_pipeline.datasets.{dataset_type}",
+            "type": f"co2net_pipeline.kedro_glue.datasets.{dataset_type}",
             "filepath": location,
             "metadata": {"kedro-viz": {"layer": "raw"}},
         },
         "raw_annotations": {
-            "type": "co2net_pipeline.datasets.AnnotationsDataset",
+            "type": "co2net_pipeline.kedro_glue.datasets.AnnotationsDataset",
             "filepath": "${runtime_params:raw_data.annotations,${globals:raw_data.annotations}}",
             "dataset_name": "Thumos14reduced",
             "metadata": {"kedro-viz": {"layer": "raw"}},
@@ -162,7 +162,7 @@ def test_raw_data_in_a_parameters_file_is_refused(tmp_path, monkeypatch):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from co2net_pipeline.parameter_hook import ConfigurationError
+    from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
 
     monkeypatch.delenv("CO2NET_DEBUG", raising=False)
     project = copy_project(tmp_path)
@@ -177,7 +177,7 @@ def test_raw_data_in_a_parameters_file_is_refused(tmp_path, monkeypatch):
 def test_orchestrated_runs_read_raw_data_relative_to_the_project(tmp_path):
     """An Airflow task's Kedro project path is its output folder: the raw paths are made
     absolute against the project first."""
-    from co2net_pipeline.orchestration import _config_loader, raw_data_locations
+    from co2net_pipeline.studies.airflow import _config_loader, raw_data_locations
 
     loader = _config_loader(ROOT / "conf", "thumos14", None)
     assert raw_data_locations(loader, tmp_path, None) == {

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from co2net_pipeline.sampling import (
+from co2net_pipeline.method.sampler import (
     batch_snippet_indices,
     class_video_index,
     make_sampling_plan,

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from kedro_helpers import artifact_paths, find_runs, run_pipeline, tiny_trained_project
 
-from co2net_pipeline.datasets import TorchModelDataset
-from co2net_pipeline.inference import feature_columns, features_to_frame, frame_to_features
-from co2net_pipeline.localization import PROPOSAL_COLUMNS
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig
+from co2net_pipeline.kedro_glue.datasets import TorchModelDataset
+from co2net_pipeline.method.inference import feature_columns, features_to_frame, frame_to_features
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.proposals import PROPOSAL_COLUMNS
 from co2net_pipeline.pipelines.training_ml.nodes import detect_new_videos, infer_new_videos
-from co2net_pipeline.studies import (
+from co2net_pipeline.studies.in_process import (
     PARAM_GROUPS,
     ConfigurationResult,
     ablation_overrides,

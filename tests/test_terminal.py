@@ -10,7 +10,7 @@ import warnings
 import pytest
 from kedro.logging import RichHandler
 
-from co2net_pipeline import terminal
+from co2net_pipeline.kedro_glue import terminal
 
 
 def test_known_library_warnings_are_filtered_and_others_kept():

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from co2net_pipeline.inference import run_inference
-from co2net_pipeline.losses import TERMS, LossConfig
-from co2net_pipeline.model import ModelConfig
-from co2net_pipeline.sampling import make_sampling_plan
-from co2net_pipeline.training import (
+from co2net_pipeline.method.inference import run_inference
+from co2net_pipeline.method.losses import TERMS, LossConfig
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.sampler import make_sampling_plan
+from co2net_pipeline.method.training import (
     TrainConfig,
     TrainResult,
     seed_everything,
@@ -287,7 +287,7 @@ def test_bf16_autocast_trains_on_cpu_close_to_float32(data):
 
 def test_zero_rows_truncate_the_batch(data, monkeypatch):
     """Reference quirk: the batch is cut to the largest count of non-zero sampled snippets."""
-    import co2net_pipeline.training as training
+    import co2net_pipeline.method.training as training
 
     ids, labels, feats, label_map = data
     zeroed = {k: v.copy() for k, v in feats.items()}
@@ -449,7 +449,7 @@ def test_test_curve_survives_resume(data, tmp_path):
 
 
 def test_reference_stream_drives_the_snippets_and_must_match_the_plan(data):
-    from co2net_pipeline.sampling import ReferenceBatchStream, reference_sampling_plan
+    from co2net_pipeline.method.sampler import ReferenceBatchStream, reference_sampling_plan
 
     ids, labels, feats, label_map = data
     lengths = [len(feats[v]) for v in ids]

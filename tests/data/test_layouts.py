@@ -267,7 +267,7 @@ def test_raw_features_datasets(tmp_path, thumos_file):
     ingestion node; read-only."""
     from kedro.io import DatasetError
 
-    from co2net_pipeline.datasets import AnnotationsDataset, WtalcFeaturesDataset
+    from co2net_pipeline.kedro_glue.datasets import AnnotationsDataset, WtalcFeaturesDataset
 
     dataset = WtalcFeaturesDataset(filepath=str(thumos_file.parent))
     assert dataset.exists()

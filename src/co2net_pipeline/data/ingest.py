@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.atomic import atomic_write
+from co2net_pipeline.common.atomic import atomic_write
 from co2net_pipeline.data.formats import layout_summary, open_feature_source
 from co2net_pipeline.data.store import (
     STORE_FORMAT,

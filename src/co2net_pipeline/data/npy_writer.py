@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from co2net_pipeline.atomic import atomic_path
+from co2net_pipeline.common.atomic import atomic_path
 
 _PROTOCOL = 4  # np.lib.format.write_array pickles object arrays with protocol 4
 _BATCH = 1000  # entries per MARK … APPENDS batch, as in CPython's C pickler

@@ -12,7 +12,7 @@ Feature store layout (one file):
                            (fingerprint, dataset_name, params_json, …)
 Array store layout: /videos/<video_id>/<name> arrays, /index/video_ids, root attributes.
 
-Every write goes through `co2net_pipeline.atomic.atomic_path` (a unique temporary name, moved
+Every write goes through `co2net_pipeline.common.atomic.atomic_path` (a unique temporary name, moved
 over `<path>` only when complete; on any exception, KeyboardInterrupt included, the temporary
 file is removed), so an interrupted write leaves the previous store intact.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from co2net_pipeline.atomic import atomic_path
+from co2net_pipeline.common.atomic import atomic_path
 
 STORE_FORMAT = "co2net-feature-store"
 ARRAY_STORE_FORMAT = "co2net-array-store"

@@ -89,8 +89,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.atomic import atomic_directory, atomic_path, atomic_write_text
-from co2net_pipeline.config import dataclass_from_dict
+from co2net_pipeline.common.atomic import atomic_directory, atomic_path, atomic_write_text
+from co2net_pipeline.common.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SHIPPED_DATASETS,
     SNIPPETS_PER_SECOND,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.config import dataclass_from_dict
+from co2net_pipeline.common.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import (
     SNIPPETS_PER_SECOND,
     Annotations,

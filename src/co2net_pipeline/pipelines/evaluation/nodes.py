@@ -5,11 +5,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from co2net_pipeline import plots
-from co2net_pipeline.evaluation import evaluate_detections, subset_ground_truth
-from co2net_pipeline.evaluation_io import detections_to_activitynet_json
-from co2net_pipeline.schemas import parse_group
-from co2net_pipeline.scoring import detection_metric_values
+from co2net_pipeline.method.metric import evaluate_detections, subset_ground_truth
+from co2net_pipeline.method.selection import detection_metric_values
+from co2net_pipeline.params.schema import parse_group
+from co2net_pipeline.reports import figures as plots
+from co2net_pipeline.reports.evaluation_files import detections_to_activitynet_json
 
 
 def evaluate_proposals(

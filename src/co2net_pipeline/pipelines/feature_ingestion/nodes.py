@@ -10,8 +10,8 @@ from co2net_pipeline.data.formats import AnnotationInput, FeatureSource, layout_
 from co2net_pipeline.data.ingest import pending_feature_store
 from co2net_pipeline.data.store import PendingFeatureStore
 from co2net_pipeline.data.validation import ValidationParams, report_to_markdown, validate_dataset
-from co2net_pipeline.schemas import parse_group
-from co2net_pipeline.tracking import set_run_tags
+from co2net_pipeline.params.schema import parse_group
+from co2net_pipeline.tracking.records import set_run_tags
 
 logger = logging.getLogger(__name__)
 # Quirks of the THUMOS14 annotations themselves (the reference keeps them too): one INFO line,

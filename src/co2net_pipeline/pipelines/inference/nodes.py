@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from co2net_pipeline.inference import VideoOutputs, infer_videos
+from co2net_pipeline.method.inference import VideoOutputs, infer_videos
 
 
 def infer_test_set(

@@ -6,8 +6,8 @@ import logging
 
 import pandas as pd
 
-from co2net_pipeline.localization import ProposalParams, localize_videos, video_scores_table
-from co2net_pipeline.tracking import set_run_tags
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos, video_scores_table
+from co2net_pipeline.tracking.records import set_run_tags
 
 logger = logging.getLogger(__name__)
 

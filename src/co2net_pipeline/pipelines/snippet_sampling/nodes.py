@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from co2net_pipeline.sampling import (
+from co2net_pipeline.method.sampler import (
     make_sampling_plan,
     multi_hot,
     reference_sampling_plan,
     split_heldout,
     split_seed,
 )
-from co2net_pipeline.schemas import parse_group
+from co2net_pipeline.params.schema import parse_group
 
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:

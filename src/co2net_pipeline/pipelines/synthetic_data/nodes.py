@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from co2net_pipeline.data.synthetic import PendingSyntheticSet, pending_synthetic_set
-from co2net_pipeline.schemas import parse_group
+from co2net_pipeline.params.schema import parse_group
 
 
 def generate_synthetic_dataset(params: dict) -> PendingSyntheticSet:

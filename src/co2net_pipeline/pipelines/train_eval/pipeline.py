@@ -17,7 +17,7 @@ from co2net_pipeline.pipelines import (
     snippet_sampling,
     training,
 )
-from co2net_pipeline.studies import PARAM_GROUPS
+from co2net_pipeline.studies.in_process import PARAM_GROUPS
 
 # The stages in data-flow order: feature_ingestion → ... → evaluation.
 STAGES = {

@@ -9,21 +9,21 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from co2net_pipeline import plots
-from co2net_pipeline.evaluation import subset_ground_truth
-from co2net_pipeline.localization import ProposalParams
-from co2net_pipeline.losses import LossConfig
-from co2net_pipeline.model import ModelConfig
-from co2net_pipeline.sampling import ReferenceBatchStream, multi_hot
-from co2net_pipeline.schemas import parse_group
-from co2net_pipeline.scoring import (
+from co2net_pipeline.method.losses import LossConfig
+from co2net_pipeline.method.metric import subset_ground_truth
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.proposals import ProposalParams
+from co2net_pipeline.method.sampler import ReferenceBatchStream, multi_hot
+from co2net_pipeline.method.selection import (
     DetectionScorer,
     best_on_test,
     detection_metric_values,
     heldout_classification_map,
 )
-from co2net_pipeline.tracking import set_run_tags
-from co2net_pipeline.training import TrainConfig, TrainResult, select_device, train_model
+from co2net_pipeline.method.training import TrainConfig, TrainResult, select_device, train_model
+from co2net_pipeline.params.schema import parse_group
+from co2net_pipeline.reports import figures as plots
+from co2net_pipeline.tracking.records import set_run_tags
 
 logger = logging.getLogger(__name__)
 

@@ -1,20 +1,20 @@
 """The pyfunc model's example input and its two inference nodes (new video features →
-detections). The input format (one row per snippet) is `co2net_pipeline.inference.frame_to_features`'s.
+detections). The input format (one row per snippet) is `co2net_pipeline.method.inference.frame_to_features`'s.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from co2net_pipeline.inference import (  # noqa: F401  (the format functions: tests import them here)
+from co2net_pipeline.method.inference import (  # noqa: F401  (the format functions: tests import them here)
     VideoOutputs,
     feature_columns,
     features_to_frame,
     frame_to_features,
     infer_videos,
 )
-from co2net_pipeline.localization import ProposalParams, localize_videos
-from co2net_pipeline.schemas import parse_group
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos
+from co2net_pipeline.params.schema import parse_group
 
 
 def export_new_video_example(feature_store, data_split: dict, params: dict) -> pd.DataFrame:

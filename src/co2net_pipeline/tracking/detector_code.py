@@ -3,6 +3,6 @@ names the pyfunc class; weights and parameters come from the model's artifacts a
 
 import mlflow
 
-from co2net_pipeline.logged_model import Detector
+from co2net_pipeline.tracking.detector import Detector
 
 mlflow.models.set_model(Detector())

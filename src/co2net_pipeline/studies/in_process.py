@@ -54,7 +54,7 @@ CONFIGURATION_OUTPUTS = (
     "proposals",
     "detection_metrics",
 )
-# Tags of the parent run copied onto every nested run (set by co2net_pipeline.hooks).
+# Tags of the parent run copied onto every nested run (set by co2net_pipeline.kedro_glue.hooks).
 _INHERITED_TAGS = ("git_commit", "kedro_env", "data_source", "feature_fingerprint", "dataset")
 
 
@@ -251,7 +251,7 @@ def train_and_evaluate(
 def tag_study_run(study: str, data: Mapping[str, Any]) -> None:
     """Tag the active (parent) run with the study and the features it used (as ingestion does
     for train_eval); the nested runs inherit these tags."""
-    from co2net_pipeline.tracking import set_run_tags
+    from co2net_pipeline.tracking.records import set_run_tags
 
     store = data.get("feature_store")
     tags = {"study": study}

@@ -246,6 +246,6 @@ def load_runs(experiment: str, tracking_uri: str) -> list[RunRecord]:
     db_path = sqlite_store_path(tracking_uri)
     if db_path is not None:
         return read_sqlite_runs(db_path, experiment)
-    from co2net_pipeline.tracking import search_runs
+    from co2net_pipeline.tracking.records import search_runs
 
     return records_from_frame(search_runs(experiment, tracking_uri))

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from kedro.framework.hooks import hook_impl
 
-from co2net_pipeline.studies import flatten
+from co2net_pipeline.studies.in_process import flatten
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def after_catalog_created(self, conf_catalog: dict) -> None:
         # before kedro-mlflow's, which replaces the metrics datasets
-        from co2net_pipeline import terminal
+        from co2net_pipeline.kedro_glue import terminal
 
         terminal.expect_replaced_metrics(conf_catalog)
 
@@ -226,7 +226,7 @@ class ProjectHooks:
 
         if mlflow.active_run() is None:
             return
-        from co2net_pipeline.logged_model import example_frame, log_detector
+        from co2net_pipeline.tracking.detector import example_frame, log_detector
 
         params = self._context.params
         example = example_frame(self._catalog.load("feature_store"))
@@ -235,7 +235,7 @@ class ProjectHooks:
 
 def raw_inputs(catalog, inputs) -> dict[str, dict]:
     """The resolved catalog entries of the raw-layer inputs (type and paths), by name."""
-    from co2net_pipeline.datasets import raw_datasets
+    from co2net_pipeline.kedro_glue.datasets import raw_datasets
 
     return {
         name: {"type": type(dataset).__name__, **dataset._describe()}

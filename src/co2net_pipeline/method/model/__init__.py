@@ -1,6 +1,6 @@
 """CO2-Net modules and the ablation variants."""
 
-from co2net_pipeline.model.co2net import (
+from co2net_pipeline.method.model.co2net import (
     CO2Net,
     ModelConfig,
     ModelOutputs,

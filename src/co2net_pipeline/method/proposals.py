@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from co2net_pipeline.config import dataclass_from_dict
+from co2net_pipeline.common.config import dataclass_from_dict
 from co2net_pipeline.data.annotations import SNIPPETS_PER_SECOND, seconds_to_snippets
 
 SECONDS_PER_SNIPPET = 1.0 / SNIPPETS_PER_SECOND  # 16 / 25 = 0.64

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from co2net_pipeline.atomic import atomic_write
-from co2net_pipeline.studies import (
+from co2net_pipeline.common.atomic import atomic_write
+from co2net_pipeline.studies.in_process import (
     ablation_overrides,
     as_list,
     mean_std,
@@ -46,7 +46,7 @@ STUDIES = ("seeds", "ablations")
 PROJECT_DIR_ENV = "CO2NET_PROJECT_DIR"
 DEFAULT_RUN_ROOT = "data/airflow_runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-_PACKAGE = __name__.rsplit(".", 1)[0]
+_PACKAGE = __name__.split(".")[0]
 # A configuration name becomes a directory and an Airflow task id.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -199,7 +199,7 @@ def run_configuration(
         base.get("studies") or {}, study, configuration
     )
     if study == "seeds":
-        from co2net_pipeline.sampling import split_seed
+        from co2net_pipeline.method.sampler import split_seed
 
         # The held-out split stays the base configuration's, as in train_eval_seeds.
         overrides["snippet_sampling"]["split_seed"] = split_seed(base["snippet_sampling"])
@@ -246,7 +246,7 @@ def collect_runs(
     seeds), printed and written to `<run_root>/<study>/runs.csv`, whose path it returns."""
     import pandas as pd
 
-    from co2net_pipeline.tracking import compare_runs, search_runs
+    from co2net_pipeline.tracking.records import compare_runs, search_runs
 
     project = project_dir(project_path)
     conf = project / (conf_source or "conf")

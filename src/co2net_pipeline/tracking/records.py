@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from co2net_pipeline.atomic import atomic_path
-from co2net_pipeline.runs import (
+from co2net_pipeline.common.atomic import atomic_path
+from co2net_pipeline.tracking.runs import (
     BEST_ON_TEST_PREFIX,
     SELECTED_PREFIX,
     metric_label,

@@ -17,9 +17,9 @@ import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from co2net_pipeline.evaluation import DetectionResult, evaluate_detections
-from co2net_pipeline.inference import run_inference
-from co2net_pipeline.localization import ProposalParams, localize_videos, video_scores
+from co2net_pipeline.method.inference import run_inference
+from co2net_pipeline.method.metric import DetectionResult, evaluate_detections
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos, video_scores
 
 
 def detection_metric_values(result: DetectionResult) -> dict[str, float]:

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from co2net_pipeline.config import dataclass_from_dict
-from co2net_pipeline.model.co2net import ModelOutputs
+from co2net_pipeline.common.config import dataclass_from_dict
+from co2net_pipeline.method.model.co2net import ModelOutputs
 
 TERMS = ("mil_raw", "mil_supp", "co_activity", "mutual", "norm", "opposite")
 MUTUAL_METRICS = ("mse", "mae", "kl", "js")

@@ -19,7 +19,7 @@ from kedro.framework.hooks import hook_impl
 
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.safe_npy import UnsafeNpyError
-from co2net_pipeline.schemas import GROUPS, ParameterError, validate_parameters
+from co2net_pipeline.params.schema import GROUPS, ParameterError, validate_parameters
 
 
 class ConfigurationError(click.ClickException, ValueError):
@@ -81,7 +81,7 @@ def pipeline_groups(pipeline, extra: Iterable = ()) -> list[str]:
 class ParameterCheckHook:
     """`after_context_created`: the environment exists. `before_pipeline_run` (first of all
     hooks, before kedro-mlflow opens a run): the parameter groups of the selected pipeline and
-    the rules between them (`co2net_pipeline.schemas`)."""
+    the rules between them (`co2net_pipeline.params.schema`)."""
 
     def __init__(self) -> None:
         self._context = None
@@ -149,7 +149,7 @@ def missing_raw_input(
 ) -> str | None:
     """The first raw-layer input (features, annotations) whose path does not exist and is not
     `written` by the run (synthetic_data before train_eval), as one line; None when all do."""
-    from co2net_pipeline.datasets import RawFeaturesDataset, raw_datasets
+    from co2net_pipeline.kedro_glue.datasets import RawFeaturesDataset, raw_datasets
 
     for name, dataset in raw_datasets(catalog, inputs).items():
         if dataset.exists():

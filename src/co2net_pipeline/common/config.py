@@ -1,6 +1,6 @@
 """Building the maths-side configuration dataclasses from plain dictionaries.
 
-Kedro runs check every parameter against `co2net_pipeline.schemas` before the first node; this
+Kedro runs check every parameter against `co2net_pipeline.params.schema` before the first node; this
 is the same refusal of unknown keys for Python callers that build a config directly.
 """
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from co2net_pipeline.config import dataclass_from_dict
+from co2net_pipeline.common.config import dataclass_from_dict
 
 VARIANTS = ("thumos14", "activitynet12")
 FUSIONS = ("ccm", "concat", "add", "se")

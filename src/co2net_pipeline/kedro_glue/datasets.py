@@ -7,7 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from co2net_pipeline.atomic import atomic_path
+from co2net_pipeline.common.atomic import atomic_path
 
 
 class FeatureStoreDataset(AbstractDataset):

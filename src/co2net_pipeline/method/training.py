@@ -1,7 +1,7 @@
 """The CO2-Net training loop: device, seeding, checkpoints, resume, model selection (spec §4).
 
 All randomness of a run comes from two places: the sampling plan (video choice and each
-row's `snippet_seed`, see `co2net_pipeline.sampling`) and the torch generator (initial
+row's `snippet_seed`, see `co2net_pipeline.method.sampler`) and the torch generator (initial
 weights, dropout), whose state is checkpointed. A resumed run on CPU therefore reaches
 bit-identical weights to an uninterrupted one.
 """
@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from co2net_pipeline.checkpoints import (
+from co2net_pipeline.common.config import dataclass_from_dict
+from co2net_pipeline.method.checkpoints import (
     BEST_NAME,
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -34,12 +35,11 @@ from co2net_pipeline.checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
-from co2net_pipeline.config import dataclass_from_dict
-from co2net_pipeline.feature_bank import FeatureBank as _FeatureBank
-from co2net_pipeline.feature_bank import to_device as _to_device
-from co2net_pipeline.losses import LossConfig, co2net_loss
-from co2net_pipeline.model.co2net import CO2Net, ModelConfig, ModelOutputs, build_model
-from co2net_pipeline.sampling import PLAN_COLUMNS, ReferenceBatchStream, batch_snippet_indices
+from co2net_pipeline.method.feature_bank import FeatureBank as _FeatureBank
+from co2net_pipeline.method.feature_bank import to_device as _to_device
+from co2net_pipeline.method.losses import LossConfig, co2net_loss
+from co2net_pipeline.method.model.co2net import CO2Net, ModelConfig, ModelOutputs, build_model
+from co2net_pipeline.method.sampler import PLAN_COLUMNS, ReferenceBatchStream, batch_snippet_indices
 
 logger = logging.getLogger(__name__)
 

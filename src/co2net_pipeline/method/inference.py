@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from co2net_pipeline.model.co2net import ModelOutputs
+from co2net_pipeline.method.model.co2net import ModelOutputs
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _equal_length_passes(forward, lengths, batching, max_batch_snippets, results
 
 def load_model(trained_model: Mapping[str, Any]) -> nn.Module:
     """The CO2-Net of a `trained_model` artifact ({"model_config", "state_dict", ...}), in eval mode."""
-    from co2net_pipeline.model import ModelConfig, build_model
+    from co2net_pipeline.method.model import ModelConfig, build_model
 
     model = build_model(ModelConfig.from_dict(trained_model["model_config"]))
     model.load_state_dict(trained_model["state_dict"])
@@ -181,8 +181,10 @@ def infer_videos(
 ) -> dict[str, VideoOutputs]:
     """`run_inference` of a `trained_model` artifact with the `inference` parameters
     (`device`, `batching`, `bf16`, `cpu_threads`); features: video_id -> (T, 2D)."""
-    from co2net_pipeline.schemas import parse_group
-    from co2net_pipeline.training import select_device  # training imports the model; no cycle
+    from co2net_pipeline.method.training import (
+        select_device,  # training imports the model; no cycle
+    )
+    from co2net_pipeline.params.schema import parse_group
 
     settings = parse_group("inference", params)
     model = load_model(trained_model)
@@ -302,7 +304,7 @@ def detect_videos(
 ) -> pd.DataFrame:
     """Detections of new videos (features: video_id -> (T, 2D)): `infer_videos`, then the
     proposals of `localization.localize_videos` (no ambiguous intervals are known for them)."""
-    from co2net_pipeline.localization import ProposalParams, localize_videos
+    from co2net_pipeline.method.proposals import ProposalParams, localize_videos
 
     outputs = infer_videos(trained_model, features, inference_params)
     cas = {vid: (o["cas"], o["attention"]) for vid, o in outputs.items()}

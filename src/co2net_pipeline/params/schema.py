@@ -5,7 +5,7 @@ choices and its default, in one place (pydantic models, one per group).
 (`conf/thumos14`, ...) overrides single keys. `validate_parameters` checks the groups a pipeline
 reads, the rules that tie keys together (`training.n_similar <= training.batch_size / 2`, ...)
 and every ablation configuration merged onto the base;
-`co2net_pipeline.parameter_hook.ParameterCheckHook` runs it before the first node, so a mistyped
+`co2net_pipeline.kedro_glue.parameter_hook.ParameterCheckHook` runs it before the first node, so a mistyped
 or out-of-range key fails in one line naming the key, its value and the rule
 (`training.lr=-1: must be > 0`) before any data is read.
 
@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from co2net_pipeline.studies import PARAM_GROUPS, merge_overrides
+from co2net_pipeline.studies.in_process import PARAM_GROUPS, merge_overrides
 
 __all__ = [
     "GROUPS",
@@ -376,7 +376,7 @@ def _cross_rules(p: Mapping[str, Any]) -> list[str]:
         )
     e = p.get("evaluation")
     if e is not None:
-        from co2net_pipeline.evaluation import average_map
+        from co2net_pipeline.method.metric import average_map
 
         averages = list(average_map(e.tiou, [0.0] * len(e.tiou)))
         if e.selection_average not in averages:

@@ -1,7 +1,7 @@
 """The evaluation's files: detection and ground-truth readers, the ActivityNet result writer,
 sanity warnings on what was read, and `evaluate_files` (what `co2net evaluate` runs).
 
-The metric itself (`co2net_pipeline.evaluation`) works on tables only; everything that knows a
+The metric itself (`co2net_pipeline.method.metric`) works on tables only; everything that knows a
 file format, a shipped dataset or a unit lives here.
 """
 
@@ -28,7 +28,7 @@ from co2net_pipeline.data.annotations import (
     load_shipped_annotations,
     seconds_to_snippets,
 )
-from co2net_pipeline.evaluation import (
+from co2net_pipeline.method.metric import (
     ACTIVITYNET_TIOU,
     DEFAULT_TIOU,
     PREDICTION_COLUMNS,

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from co2net_pipeline.localization import SECONDS_PER_SNIPPET  # noqa: E402
+from co2net_pipeline.method.proposals import SECONDS_PER_SNIPPET  # noqa: E402
 
 
 def loss_curves(history: pd.DataFrame, smooth: int = 20, ncols: int = 3) -> plt.Figure:

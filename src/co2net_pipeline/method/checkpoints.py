@@ -1,10 +1,10 @@
 """Training checkpoints: writing them safely, reading them back, and the resume-compatibility
-check (the loop itself is in `co2net_pipeline.training`).
+check (the loop itself is in `co2net_pipeline.method.training`).
 
 A checkpoint (`last.pt`, after every scoring point and the final iteration) holds the model,
 optimiser and torch RNG states, the loss history, the selection scores and best weights, the
 fingerprint of the sampling-plan prefix it consumed and the three configurations. It is written
-through `co2net_pipeline.atomic` (unique temporary name, fsync, rename), so a killed run leaves
+through `co2net_pipeline.common.atomic` (unique temporary name, fsync, rename), so a killed run leaves
 the previous complete checkpoint and two writers to one folder never collide. It is read with
 `weights_only=True`: a checkpoint cannot execute code.
 """
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from co2net_pipeline.atomic import atomic_path
+from co2net_pipeline.common.atomic import atomic_path
 
 __all__ = [
     "BEST_NAME",
