@@ -63,6 +63,7 @@ gpu-check: setup
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-cache  # layer contracts: pyproject.toml [tool.importlinter]
 
 viz: setup
 	$(BIN)/kedro viz run

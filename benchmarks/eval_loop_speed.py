@@ -77,7 +77,8 @@ def probed_model(features: dict[str, np.ndarray], classlist: list[str], seed: in
     (the classifier's last conv and both attention units' last conv) fitted on every 8th snippet
     of 40 test videos to the ground truth. Only its cost matters here."""
     torch.manual_seed(seed)
-    model = build_model(ModelConfig()).eval()
+    # the reference THUMOS14 sizes (ModelConfig's defaults are conf/base's CPU-sized model)
+    model = build_model(ModelConfig(feature_dim=1024, attention_hidden=512)).eval()
     spans_of = {vid: spans for vid, _, spans in thumos_test_videos()}
     layers = {
         "cas": (model.classifier[2], model.classifier[4]),

@@ -5,7 +5,7 @@ Features are random float32 at I3D width (2 x 1024) with the real THUMOS14 snipp
 `--env thumos14` settings. Rows:
   train fp32 / train bf16   `--iterations` steps of `training.train_model`, features on the GPU
   test set fp32 / bf16      `inference.run_inference` on all test videos, then
-                            `localization.localize_videos` (proposals) and
+                            `proposals.localize_videos` (proposals) and
                             `evaluation.evaluate_detections` (mAP; meaningless on random features)
 TFLOP/s counts the model's matmuls and convolutions (torch.utils.flop_counter) per step or per
 snippet; "% bf16 peak" divides by the GPU's dense bf16 peak (table below, or --peak-tflops).
@@ -98,7 +98,8 @@ def main() -> int:
     from co2net_pipeline.method.model import ModelConfig, build_model
     from co2net_pipeline.method.proposals import ProposalParams, localize_videos
     from co2net_pipeline.method.sampler import make_sampling_plan, multi_hot
-    from co2net_pipeline.method.training import TrainConfig, train_model
+    from co2net_pipeline.method.training import train_model
+    from co2net_pipeline.params.schema import parse_config
 
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -143,7 +144,8 @@ def main() -> int:
 
     trained = None
     for bf16 in (False, True):
-        cfg = TrainConfig.from_dict(
+        cfg = parse_config(
+            "training",
             {
                 **tp,
                 "max_iter": args.iterations,
@@ -153,7 +155,7 @@ def main() -> int:
                 "features_on_device": device.type == "cuda",
                 "cpu_threads": None,
                 "resume": False,
-            }
+            },
         )
         started = time.perf_counter()
         result = train_model(

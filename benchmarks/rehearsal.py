@@ -9,7 +9,7 @@ For THUMOS14 and/or ActivityNet1.2 (`--dataset`):
               (conf/base + conf/<env> parameters), features read through `FeatureStore.view`
               under `training.feature_memory_gb = --memory-budget`
   infer       `inference.run_inference` on the whole test subset, read video by video
-  proposals   `localization.localize_videos` with the environment's proposal settings
+  proposals   `proposals.localize_videos` with the environment's proposal settings
   evaluate    `evaluation.evaluate_detections` at the environment's tIoU thresholds
 Each stage runs in its own process, so "peak RSS" is that stage's own high-water mark
 (imports included). Throughput: what the stage processed per second. The mAP is of a model
@@ -118,7 +118,8 @@ def stage_train(args, env: str, params: dict, paths: dict) -> dict:
     from co2net_pipeline.method.losses import LossConfig
     from co2net_pipeline.method.model import ModelConfig
     from co2net_pipeline.method.sampler import make_sampling_plan, multi_hot
-    from co2net_pipeline.method.training import TrainConfig, train_model
+    from co2net_pipeline.method.training import train_model
+    from co2net_pipeline.params.schema import parse_config
 
     videos, _, classlist, _ = _tables(paths, ENVS[env])
     sampling = params["snippet_sampling"]
@@ -126,7 +127,8 @@ def stage_train(args, env: str, params: dict, paths: dict) -> dict:
     ids = train["video_id"].tolist()
     labels = multi_hot(train["labels"], classlist)
     tp = params["training"]
-    cfg = TrainConfig.from_dict(
+    cfg = parse_config(
+        "training",
         {
             **tp,
             "max_iter": args.iterations,
@@ -135,7 +137,7 @@ def stage_train(args, env: str, params: dict, paths: dict) -> dict:
             "cpu_threads": args.threads or None,
             "device": "cpu",
             "resume": False,
-        }
+        },
     )
     model_cfg = ModelConfig.from_dict(
         {**params["model"], "feature_dim": args.feature_dim, "n_classes": len(classlist)}

@@ -89,17 +89,19 @@ def run_one(template: Path, rng: str, seed: int, params: str) -> dict:
         raise RuntimeError(f"{rng} seed {seed}: kedro run failed, see {log}")
     import mlflow
 
+    from co2net_pipeline.tracking.runs import BEST_ON_TEST_PREFIX, SELECTED_PREFIX
+
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("co2net")
     run = client.search_runs([experiment.experiment_id], max_results=1)[0]
     metrics = run.data.metrics
     row = {"stream": rng, "seed": seed, "minutes": (time.perf_counter() - t0) / 60}
     for avg in AVERAGES:
-        row[f"last {avg}"] = 100 * metrics[f"detection_metrics.avg_{avg}"]
-    if "best_on_test.iteration" in metrics:
+        row[f"last {avg}"] = 100 * metrics[f"{SELECTED_PREFIX}avg_{avg}"]
+    if f"{BEST_ON_TEST_PREFIX}iteration" in metrics:
         for avg in AVERAGES:
-            row[f"best-on-test {avg}"] = 100 * metrics[f"best_on_test.avg_{avg}"]
-        row["best iteration"] = int(metrics["best_on_test.iteration"])
+            row[f"best-on-test {avg}"] = 100 * metrics[f"{BEST_ON_TEST_PREFIX}avg_{avg}"]
+        row["best iteration"] = int(metrics[f"{BEST_ON_TEST_PREFIX}iteration"])
     return row
 
 

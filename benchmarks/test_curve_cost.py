@@ -1,6 +1,6 @@
 """Cost of the test curve (`evaluation.test_curve_every`) at full THUMOS14 size.
 
-One curve point is one `scoring.DetectionScorer` pass, exactly what training calls: inference
+One curve point is one `selection.DetectionScorer` pass, exactly what training calls: inference
 over the 212 test videos (71,804 snippets, full-size model), proposals, mAP. Inputs are those
 of `eval_loop_speed.py` (real video lengths, seeded features, a probed full-size model). Prints
 seconds per pass and what the reference schedule (5000 iterations, a point every 200 = 25

@@ -47,3 +47,34 @@ def viz_build(tmp_path_factory) -> Path:
         timeout=300,
     )
     return project / "build"
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """`(folder, real)`: a 5 MiB tmpfs at `folder` when this process may mount (root), unmounted
+    after the test; elsewhere a plain folder whose file system reports 5 MiB free (simulated:
+    `shutil.disk_usage` is patched, so only the free-space checks see a full disk)."""
+    import shutil
+
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and shutil.which("mount") is not None
+    if mounted:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True
+        )
+        mounted = done.returncode == 0
+    if not mounted:
+        real_usage = shutil.disk_usage
+
+        def usage(path):
+            found = real_usage(path)
+            inside = Path(path).resolve().is_relative_to(folder.resolve())
+            return found._replace(free=5 * 2**20) if inside else found
+
+        monkeypatch.setattr(shutil, "disk_usage", usage)
+    try:
+        yield folder, mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -50,7 +50,7 @@ _SHARED: dict[str, Path] = {}
 
 def tiny_params(extra: Mapping[str, Any] | None = None) -> dict:
     """TINY with `extra` merged in (nested dictionaries merge)."""
-    from co2net_pipeline.studies.in_process import merge_overrides
+    from co2net_pipeline.params.overrides import merge_overrides
 
     return merge_overrides(copy.deepcopy(TINY), extra)
 

@@ -471,7 +471,7 @@ def store(tmp_path_factory) -> dict:
 
 
 def test_sqlite_reader_matches_mlflow(store: dict) -> None:
-    from co2net_pipeline.tracking.records import search_runs
+    from co2net_pipeline.tracking.runs import search_runs
 
     fast = {r.run_id: r for r in read_sqlite_runs(store["root"] / "mlflow.db", "co2net")}
     slow = {r.run_id: r for r in records_from_frame(search_runs("co2net", store["uri"]))}

@@ -40,8 +40,13 @@ def _load(case):
 
 
 def _model_config(meta: dict, include_feat_encoder: bool) -> ModelConfig:
+    """The case's model; an ActivityNet case's pooling kernel follows its `model.max_seqlen`
+    and `model.t` (the original's `--max-seqlen`, `--t`) and must be its `model.pool_kernel`."""
     model = meta["model"]
-    return ModelConfig(
+    pooling = {"max_seqlen": model["max_seqlen"]} if "max_seqlen" in model else {}
+    if "t" in model:
+        pooling["pool_t"] = model["t"]
+    cfg = ModelConfig(
         feature_dim=meta["feature_dim_per_modality"],
         n_classes=meta["C"],
         attention_hidden=model["attention_hidden"],
@@ -49,7 +54,10 @@ def _model_config(meta: dict, include_feat_encoder: bool) -> ModelConfig:
         ccm_dropout=model["ccm_dropout"],
         variant=model["variant"],
         include_feat_encoder=include_feat_encoder,
+        **pooling,
     )
+    assert cfg.smoothing_kernel == model.get("pool_kernel"), "pooling kernel differs"
+    return cfg
 
 
 def _loss_config(meta: dict) -> LossConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from kedro.io import DatasetError
 from kedro_helpers import (
     artifact_paths,
     copy_project,
@@ -26,6 +28,8 @@ from kedro_helpers import (
 )
 from mlflow.tracking import MlflowClient
 
+from co2net_pipeline.data.frames import features_to_frame
+from co2net_pipeline.kedro_glue.datasets import MlflowTagsDataset
 from co2net_pipeline.kedro_glue.hooks import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
@@ -37,11 +41,7 @@ from co2net_pipeline.kedro_glue.hooks import (
     tag_experiment_kind,
 )
 from co2net_pipeline.method.model import ModelConfig, build_model
-from co2net_pipeline.pipelines.training_ml.nodes import (
-    detect_new_videos,
-    features_to_frame,
-    infer_new_videos,
-)
+from co2net_pipeline.pipelines.training_ml.nodes import detect_new_videos, infer_new_videos
 from co2net_pipeline.tracking.detector import example_frame, log_detector
 
 PROPOSALS = {"class_threshold": 0.0}
@@ -176,6 +176,27 @@ def test_example_frame_of_an_empty_store_names_the_problem():
         example_frame(_Store())
 
 
+def test_tags_dataset_sets_the_tags_on_the_active_run(client):
+    with mlflow.start_run() as run:
+        MlflowTagsDataset().save({"model_selection": "last", "selected_iteration": 11})
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags["model_selection"] == "last" and tags["selected_iteration"] == "11"
+
+
+def test_tags_dataset_without_a_run_says_so_and_keeps_the_tags(caplog):
+    assert mlflow.active_run() is None
+    dataset = MlflowTagsDataset()
+    assert not dataset.exists()
+    with pytest.raises(DatasetError, match="no tags saved"):
+        dataset.load()
+    with caplog.at_level(logging.INFO, logger="co2net_pipeline.kedro_glue.datasets"):
+        dataset.save({"ambiguous_filter": "off"})
+    assert "no active MLflow run: tags not recorded: ambiguous_filter=off" in caplog.text
+    assert dataset.exists() and dataset.load() == {"ambiguous_filter": "off"}
+    with pytest.raises(DatasetError, match="expected a dict of tags"):
+        dataset.save(["not", "tags"])
+
+
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory):
     project = tiny_trained_project(tmp_path_factory)
@@ -227,6 +248,16 @@ def test_resolved_parameters_include_the_runtime_overrides(tracked_run):
     assert raw["raw_annotations"]["wtalc_features"] == raw["raw_features"]["filepath"]
     assert run.data.tags["features_path"].endswith("Thumos14reduced-I3D-JOINTFeatures.npy")
     assert run.data.tags["features_format"] == "wtalc"
+
+
+def test_node_tags_reach_the_run_through_the_catalog(tracked_run):
+    """Ingestion, training and proposals return their tags; `MlflowTagsDataset` sets them."""
+    _, run = tracked_run
+    tags = run.data.tags
+    assert len(tags["feature_fingerprint"]) >= 16 and tags["features_format"] == "wtalc"
+    assert tags["model_selection"] == "last" and tags["selected_iteration"] == "11"
+    assert tags["device"].startswith(("cpu", "cuda")) and "oracle_test_selection" not in tags
+    assert tags["ambiguous_filter"].startswith(("on ", "off "))
 
 
 def test_kedro_viz_hooks_record_the_run_for_its_workflow_tab(tmp_path):

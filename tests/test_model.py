@@ -170,7 +170,9 @@ def test_global_descriptor_uses_only_centre_tap():
 
 def test_activitynet_smoothing_kernel():
     assert ModelConfig(variant="activitynet12").smoothing_kernel == 13
-    assert ModelConfig(variant="activitynet12", pool_seqlen=320, pool_t=5).smoothing_kernel == 65
+    assert ModelConfig(variant="activitynet12", max_seqlen=320, pool_t=5).smoothing_kernel == 65
+    # the original's kernel follows --max-seqlen: 80 snippets give 17, not 13
+    assert ModelConfig(variant="activitynet12", max_seqlen=80).smoothing_kernel == 17
     assert ModelConfig().smoothing_kernel is None
 
 
@@ -365,7 +367,7 @@ def test_inference_equal_length_batching_never_changes_results():
         {"fusion": "concat"},
         {"fusion": "add"},
         {"main_descriptor": "local", "aux_descriptor": "global"},
-        {"variant": "activitynet12", "pool_seqlen": 30},  # smoothing kernel 7
+        {"variant": "activitynet12", "max_seqlen": 30},  # smoothing kernel 7
     ],
     ids=["ccm", "se", "concat", "add", "local-global", "activitynet12"],
 )

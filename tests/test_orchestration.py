@@ -24,12 +24,12 @@ from kedro_helpers import (
     run_pipeline,
 )
 
-from co2net_pipeline.studies.airflow import (
+from co2net_pipeline.params.overrides import (
     configuration_name,
     configuration_overrides,
-    study_configurations,
+    flatten,
 )
-from co2net_pipeline.studies.in_process import flatten
+from co2net_pipeline.studies.airflow import study_configurations
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (3552, 7)

@@ -1,5 +1,5 @@
 """The parameter schema: one-line errors before anything runs, defaults printed in conf/base,
-environments that only override, and the same keys as the maths-side dataclasses."""
+environments that only override, and groups derived from the maths-side dataclasses."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from kedro.framework.startup import bootstrap_project
 from kedro_helpers import copy_project, tiny_params
 
 from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
-from co2net_pipeline.params.schema import GROUPS, ParameterError, parse_group, validate_parameters
+from co2net_pipeline.params.schema import (
+    GROUPS,
+    ParameterError,
+    parse_config,
+    parse_group,
+    validate_parameters,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = ("thumos14", "activitynet12")
@@ -63,7 +69,11 @@ def _with(params: dict, dotted: str, value) -> dict:
             "training.n_similar=6: must be <= training.batch_size / 2 "
             "(batch_size=10 holds 5 class-sharing pairs)",
         ),
-        ("training.interval", 5000, "training.interval=5000: must be <= training.max_iter=2000"),
+        (
+            "training.score_final_iteration",
+            "yes",
+            "training.score_final_iteration='yes': must be true or false",
+        ),
         (
             "training.selection",
             "heldout",
@@ -111,6 +121,8 @@ def _with(params: dict, dotted: str, value) -> dict:
             "hdf5",
             "feature_ingestion.format: moved to the raw_features dataset's type",
         ),
+        # one key for the ActivityNet pooling kernel, as in the original
+        ("model.pool_seqlen", 80, "model.pool_seqlen: moved to training.max_seqlen"),
         ("raw_data.feature", "/x", "raw_data.feature: unknown parameter (did you mean features?)"),
         ("raw_data.features", 3, "raw_data.features=3: must be a string"),
     ],
@@ -134,26 +146,113 @@ def test_shipped_configurations_are_valid(env):
     validate_parameters(_params(env))
 
 
-def test_conf_base_prints_the_schema_defaults():
-    """conf/base/parameters_*.yml holds each group's defaults (a subset of keys); the schema
-    must agree, so the default is defined once."""
+def _dataclass_defaults() -> dict[str, dict]:
+    """Each dataclass-backed group's defaults as its dataclass declares them (no pydantic),
+    in the parameters' layout: fields that come from elsewhere dropped, loss weights nested."""
+    from co2net_pipeline.data.synthetic import SyntheticParams
+    from co2net_pipeline.data.validation import ValidationParams
+    from co2net_pipeline.method.inference import InferenceConfig
+    from co2net_pipeline.method.losses import TERMS, LossConfig
+    from co2net_pipeline.method.model import ModelConfig
+    from co2net_pipeline.method.proposals import ProposalParams
+    from co2net_pipeline.method.training import TrainConfig
+
+    def defaults(cls, drop=()):
+        return {k: v for k, v in dataclasses.asdict(cls()).items() if k not in drop}
+
+    loss = defaults(LossConfig, ["n_similar"])
+    loss["weights"] = {term: loss.pop(term) for term in TERMS}
+    return {
+        "model": defaults(ModelConfig, ["n_classes", "max_seqlen"]),
+        "loss": loss,
+        "training": defaults(TrainConfig),
+        "inference": defaults(InferenceConfig),
+        "proposals": defaults(ProposalParams),
+        "feature_ingestion.validation": defaults(ValidationParams, ["feature_dim"]),
+        "synthetic_data.generator": defaults(SyntheticParams),
+    }
+
+
+def _base_groups() -> dict[str, dict]:
+    groups: dict[str, dict] = {}
     for path in sorted((ROOT / "conf/base").glob("parameters_*.yml")):
-        for group, values in (yaml.safe_load(path.read_text()) or {}).items():
-            defaults = parse_group(group, {}).model_dump()
-            if group == "studies":
-                values = {k: v for k, v in values.items() if k != "ablations"}
-            _assert_subset(values, defaults, f"{path.name}: {group}")
+        groups.update(yaml.safe_load(path.read_text()) or {})
+    return groups
 
 
-def _assert_subset(values, defaults, where):
-    for key, value in values.items():
-        assert key in defaults, f"{where}.{key}: not in the schema"
-        if isinstance(value, dict):
-            _assert_subset(value, defaults[key], f"{where}.{key}")
-        elif isinstance(value, list) and value and isinstance(value[0], float):
-            assert value == pytest.approx(defaults[key]), f"{where}.{key}"
-        else:
-            assert value == defaults[key], f"{where}.{key}: yml {value!r}, schema {defaults[key]!r}"
+def test_conf_base_prints_every_key_with_the_schema_default():
+    """conf/base/parameters_*.yml holds every key of each group with its default, so a user
+    reads every knob there and the default is defined once (ablation entries excepted)."""
+    for group, values in _base_groups().items():
+        defaults = parse_group(group, {}).model_dump()
+        if group == "studies":
+            values = {k: v for k, v in values.items() if k != "ablations"}
+            defaults.pop("ablations")
+        assert values == defaults, f"{group}: conf/base {values} != schema {defaults}"
+
+
+def test_conf_base_values_are_the_dataclass_defaults():
+    """The maths-side dataclasses are the single list of fields and defaults: conf/base prints
+    exactly their defaults (plus the training node's own keys), so the two cannot drift."""
+    base = _base_groups()
+    for dotted, defaults in _dataclass_defaults().items():
+        group, _, sub = dotted.partition(".")
+        values = dict(base[group][sub] if sub else base[group])
+        if group == "training":
+            for key in ("checkpoint_dir", "log_every", "progress"):
+                values.pop(key)
+        assert values.keys() == defaults.keys(), f"{dotted}: keys differ"
+        for key, value in values.items():
+            expected = defaults[key]
+            assert value == expected, f"{dotted}.{key}: yml {value!r}, dataclass {expected!r}"
+
+
+def test_parse_config_is_one_parse_to_the_dataclass():
+    from co2net_pipeline.method.losses import LossConfig
+    from co2net_pipeline.method.model import ModelConfig
+    from co2net_pipeline.method.training import TrainConfig
+
+    base = _base_groups()
+    training = parse_group("training", base["training"])
+    assert training.config() == TrainConfig() and training.checkpoint_dir.endswith("checkpoints")
+    loss = parse_config("loss", {"weights": {"mutual": 0.0}}, n_similar=2)
+    assert loss == LossConfig(mutual=0.0, n_similar=2)
+    assert parse_config("model", base["model"], n_classes=5) == ModelConfig(n_classes=5)
+    with pytest.raises(ParameterError, match=r"^model.fusion='x': must be one of"):
+        parse_config("model", {"fusion": "x"})
+    with pytest.raises(TypeError, match="configures no dataclass"):
+        parse_config("evaluation", {})
+
+
+@pytest.mark.parametrize(
+    ("env", "edits"),
+    [
+        (None, {"training": {"max_iter": 100}}),
+        ("thumos14", {"training": {"max_iter": 100}}),
+        ("activitynet12", {"training": {"max_iter": 150}}),
+        (None, {"training": {"max_iter": 10}, "evaluation": {"test_curve_every": 200}}),
+    ],
+)
+def test_quick_runs_shorter_than_interval_and_test_curve_are_accepted(env, edits):
+    """Checkpoints and test points less often than the run is long are legitimate: the final
+    iteration is saved (and scored) anyway."""
+    params = _params(env)
+    for group, values in edits.items():
+        params[group].update(values)
+    validate_parameters(params)
+
+
+def test_a_selection_without_a_scoring_point_is_still_refused():
+    params = _with(
+        _with(_params("thumos14"), "training.max_iter", 100), "training.selection", "oracle_test"
+    )
+    with pytest.raises(ParameterError) as info:
+        validate_parameters(params)
+    assert str(info.value) == (
+        "training.interval=200: must be < training.max_iter=100 for training.selection="
+        "'oracle_test' (scoring happens after iterations interval, 2*interval, ... below max_iter)"
+    )
+    validate_parameters(_with(params, "training.score_final_iteration", True))
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -165,26 +264,20 @@ def test_environments_override_and_never_restate(env):
                 assert base[group].get(key) != value, f"{path}: {group}.{key} restates the default"
 
 
-def test_schema_keys_are_the_dataclass_fields():
-    from co2net_pipeline.data.synthetic import SyntheticParams
-    from co2net_pipeline.data.validation import ValidationParams
-    from co2net_pipeline.method.losses import TERMS, LossConfig
-    from co2net_pipeline.method.model import ModelConfig
-    from co2net_pipeline.method.proposals import ProposalParams
-    from co2net_pipeline.method.training import NODE_KEYS, TrainConfig
+def test_schema_groups_are_derived_from_the_dataclasses():
+    """Same keys as the dataclass fields (none repeated by hand), and the dataclass defaults."""
+    from co2net_pipeline.method.training import TrainConfig
 
-    def fields(cls, drop=()):
-        return {f.name for f in dataclasses.fields(cls)} - set(drop)
-
-    assert set(GROUPS["model"].model_fields) == fields(ModelConfig, ["n_classes"])
-    loss = set(GROUPS["loss"].model_fields) - {"weights"}
-    assert loss | set(TERMS) == fields(LossConfig, ["n_similar"])
-    assert set(GROUPS["training"].model_fields) == fields(TrainConfig) | set(NODE_KEYS)
-    assert set(GROUPS["proposals"].model_fields) == fields(ProposalParams)
-    validation = GROUPS["feature_ingestion"].model_fields["validation"].annotation
-    assert set(validation.model_fields) == fields(ValidationParams, ["feature_dim"])
-    generator = GROUPS["synthetic_data"].model_fields["generator"].annotation
-    assert set(generator.model_fields) == fields(SyntheticParams)
+    for dotted, defaults in _dataclass_defaults().items():
+        group, _, sub = dotted.partition(".")
+        schema = GROUPS[group]
+        if sub:
+            schema = schema.model_fields[sub].annotation
+        keys = set(schema.model_fields)
+        if group == "training":
+            keys -= {"checkpoint_dir", "log_every", "progress"}
+        assert keys == set(defaults), dotted
+    assert GROUPS["training"].source is TrainConfig
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,4 +458,28 @@ def test_kedro_run_command_prints_one_line_and_exits_2(project):
     assert done.returncode == 2, output[-2000:]
     assert "Error: training.max_itr: unknown parameter (did you mean max_iter?)\n" in output
     assert "Traceback" not in output and "╭" not in output
+    assert _written(project) == []
+
+
+def test_kedro_run_quick_thumos14_run_passes_the_parameter_check(project):
+    """`kedro run --env thumos14 --params training.max_iter=100` (interval and test_curve_every
+    200 there) passes the parameter check; in this copy without features it stops at the next
+    check, the missing raw features."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    done = subprocess.run(
+        [kedro, "run", "--pipeline=train_eval", "--env=thumos14"]
+        + ["--params", "training.max_iter=100"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert "training.interval" not in output and "test_curve_every" not in output, output[-2000:]
+    assert "Error: dataset 'raw_features': " in output, output[-2000:]
     assert _written(project) == []

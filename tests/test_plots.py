@@ -71,3 +71,34 @@ def test_video_examples_legend_sits_outside_the_plots():
     for ax in fig.axes:
         assert box.x0 >= ax.get_window_extent(renderer).x1 - 1
     assert box.x1 <= fig.bbox.x1 + 1  # and inside the figure
+
+
+def test_map_vs_tiou_of_one_curve_labels_each_point():
+    fig = plots.map_vs_tiou({0.5: 0.25, 0.1: 0.5}, "test mAP")
+    (ax,) = fig.axes
+    assert list(ax.lines[0].get_xdata()) == [0.1, 0.5]  # in tIoU order
+    assert list(ax.lines[0].get_ydata()) == [50.0, 25.0]  # percent
+    assert [t.get_text() for t in ax.texts] == ["50.0", "25.0"]
+    assert ax.get_legend() is None and ax.get_title() == "test mAP"
+
+
+def test_map_vs_tiou_of_several_runs_draws_one_line_each_in_a_legend():
+    curves = {"run_a": {0.1: 0.6, 0.5: 0.4}, "run_b": {0.1: 0.5, 0.5: float("nan")}}
+    fig = plots.map_vs_tiou(curves)
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["run_a", "run_b"]
+    assert list(ax.lines[0].get_ydata()) == [60.0, 40.0]
+    assert ax.get_legend().get_title().get_text() == "run"
+    assert not ax.texts  # values are read off the axis when curves overlap
+
+
+def test_comparison_curves_are_the_selected_models_map_by_tiou():
+    from co2net_pipeline.tracking.records import map_curves
+
+    metrics = pd.DataFrame(
+        {"aaaaaaaa": [0.6, 0.4, 0.5, 0.9], "bbbbbbbb": [0.5, np.nan, 0.45, 0.8]},
+        index=["map_0.1", "map_0.5", "avg_0.1-0.5", "best_on_test.map_0.5"],
+    )
+    curves = map_curves(metrics)
+    assert curves["aaaaaaaa"] == {0.1: 0.6, 0.5: 0.4}  # neither averages nor best-on-test rows
+    assert curves["bbbbbbbb"][0.1] == 0.5 and np.isnan(curves["bbbbbbbb"][0.5])

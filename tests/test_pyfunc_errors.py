@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from co2net_pipeline.method.inference import features_to_frame, frame_to_features
+from co2net_pipeline.data.frames import features_to_frame, frame_to_features
 from co2net_pipeline.method.model import ModelConfig, build_model
 from co2net_pipeline.tracking.detector import log_detector
 

@@ -15,22 +15,26 @@ import pytest
 import yaml
 from kedro_helpers import artifact_paths, find_runs, run_pipeline, tiny_trained_project
 
+from co2net_pipeline.data.frames import feature_columns, features_to_frame, frame_to_features
 from co2net_pipeline.kedro_glue.datasets import TorchModelDataset
-from co2net_pipeline.method.inference import feature_columns, features_to_frame, frame_to_features
 from co2net_pipeline.method.losses import LossConfig
 from co2net_pipeline.method.model import ModelConfig
 from co2net_pipeline.method.proposals import PROPOSAL_COLUMNS
+from co2net_pipeline.params.overrides import (
+    PARAM_GROUPS,
+    ablation_overrides,
+    configuration_overrides,
+    configuration_params,
+    merge_overrides,
+    select_ablations,
+)
 from co2net_pipeline.pipelines.training_ml.nodes import detect_new_videos, infer_new_videos
 from co2net_pipeline.studies.in_process import (
-    PARAM_GROUPS,
     ConfigurationResult,
-    ablation_overrides,
     ablation_study_tables,
-    configuration_params,
     mean_std,
     run_chain,
     seed_study_tables,
-    select_ablations,
     to_markdown,
 )
 
@@ -54,9 +58,9 @@ def project(tmp_path_factory) -> Path:
 
 def test_configuration_params_merge_overrides_and_seed_both_streams():
     base = _base_params()
-    cfg = configuration_params(
-        base, {"loss": {"weights": {"mutual": 0.0}}}, seed=7, checkpoint_subdir="seeds/seed_7"
-    )
+    name, seed_7, _ = configuration_overrides(base["studies"], "seeds", 7)
+    overrides = merge_overrides(seed_7, {"loss": {"weights": {"mutual": 0.0}}})
+    cfg = configuration_params(base, overrides, checkpoint_subdir=f"seeds/{name}")
     assert cfg["loss"]["weights"]["mutual"] == 0.0
     assert cfg["loss"]["weights"]["norm"] == base["loss"]["weights"]["norm"]  # nested merge
     assert cfg["training"]["seed"] == 7 and cfg["snippet_sampling"]["seed"] == 7
@@ -230,6 +234,10 @@ def test_train_eval_seeds_logs_nested_runs_and_mean_std(project):
         assert child.data.tags["study"] == "seeds"
         assert child.data.tags["data_source"] == "synthetic"  # inherited from the parent run
         assert child.data.tags["feature_fingerprint"] == parent.data.tags["feature_fingerprint"]
+        # the tags the training and proposals nodes return (training_tags, proposal_tags)
+        assert child.data.tags["model_selection"] == "last"
+        assert child.data.tags["selected_iteration"] == "11"
+        assert "ambiguous_filter" in child.data.tags
         assert {
             "detection_metrics.map_0.5",
             "detection_metrics.avg_0.1-0.7",

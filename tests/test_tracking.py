@@ -16,7 +16,7 @@ from kedro_helpers import find_runs, run_pipeline, tiny_trained_project, use_tra
 from nbclient import NotebookClient
 
 from co2net_pipeline.cli import main as co2net
-from co2net_pipeline.tracking.records import search_runs
+from co2net_pipeline.tracking.runs import search_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

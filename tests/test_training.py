@@ -335,11 +335,9 @@ def test_config_and_plan_errors(data):
         TrainConfig(selection="best")
     with pytest.raises(ValueError, match="unknown keys"):
         TrainConfig.from_dict({"learning_rate": 1.0})
-    # keys the Kedro node reads itself are accepted and ignored
-    assert (
-        TrainConfig.from_dict({"checkpoint_dir": "x", "log_every": 5, "progress": False})
-        == TrainConfig()
-    )
+    # the training node's own keys are the `training` group's (params.schema), not the loop's
+    with pytest.raises(ValueError, match=r"unknown keys \['checkpoint_dir'\]"):
+        TrainConfig.from_dict({"checkpoint_dir": "x"})
     with pytest.raises(ValueError, match="exactly 10 slots"):
         train_model(
             feats,
@@ -467,3 +465,30 @@ def test_reference_stream_drives_the_snippets_and_must_match_the_plan(data):
     _assert_same_weights(a.state_dict, b.state_dict)
     with pytest.raises(ValueError, match="iteration 0: the reference stream drew"):
         train_model(*args, progress=False, reference_stream=stream(6))
+
+
+def test_a_run_shorter_than_interval_and_test_curve_still_saves_and_scores_its_end(data, tmp_path):
+    """A quick run (`--params training.max_iter=4` under interval 500, test_curve_every 200):
+    the final iteration is checkpointed and scored; nothing before it."""
+    ids, labels, feats, label_map = data
+    calls = []
+
+    def curve(model, itr):
+        calls.append(itr)
+        return {"avg_0.1-0.7": 0.5}
+
+    result = train_model(
+        feats,
+        label_map,
+        make_sampling_plan(ids, labels, 4, seed=1),
+        MODEL,
+        LossConfig(),
+        TrainConfig(max_iter=4, interval=500, max_seqlen=24),
+        tmp_path,
+        progress=False,
+        test_curve=curve,
+        test_curve_every=200,
+    )
+    assert calls == [3] and list(result.test_curve["iteration"]) == [3]
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["iteration"] == 3
+    assert result.selected_iteration == 3

@@ -189,12 +189,13 @@ def synthesize(
 ) -> None:
     """Write the embedded SYNTHETIC THUMOS14-shaped feature set (not real I3D features)."""
     check_output_dir(output)
-    from co2net_pipeline.data.synthetic import synthesize as run
+    from co2net_pipeline.data.synthetic import pending_synthetic_set
 
     params: dict[str, Any] = {"feature_dim": feature_dim, "seed": seed}
     if subset:
         params["subset"] = list(subset)
-    manifest = run(output, dataset_name, params)
+    # refuses a folder of files it did not write; leaves manifest.json, as `kedro run` does
+    manifest = pending_synthetic_set(dataset_name, params).write(output)
     name, gen = manifest["dataset_name"], manifest["generator"]
     size_mb = Path(manifest["features"]).stat().st_size / 2**20
     click.echo(
@@ -234,7 +235,7 @@ def synthesize(
 @click.option(
     "--dataset-name",
     default=None,
-    show_default="from the W-TALC file name or the features' stem",
+    show_default="from the W-TALC file name, else the annotations' file name",
     help="Dataset name; Thumos14reduced / ActivityNet1.2 select the shipped annotations.",
 )
 @click.option(
@@ -263,10 +264,16 @@ def ingest(
         result = lib.ingest(features, annotations, fmt=fmt, dataset_name=dataset_name)
     else:
         check_output_file(output, example="features.h5")
+        inputs = [features, *([annotations] if annotations else [])]
+        if features.is_file():  # the W-TALC annotation folder found beside the features
+            inputs += sorted(features.parent.glob("*-Annotations"))
+        lib.refuse_input_as_output([output], inputs)
         result = _ingest_into(lib, output, features, annotations, fmt, dataset_name)
-    from co2net_pipeline.data.validation import report_to_markdown
+    from co2net_pipeline.data.validation import degenerate_videos_line, report_to_markdown
 
     click.echo(report_to_markdown(result.report))
+    if line := degenerate_videos_line(result.report):
+        click.echo(f"warning: {line}", err=True)
     if result.skipped:
         click.echo(
             f"{result.store_path}: up to date (same inputs and parameters); nothing rewritten"
@@ -308,16 +315,21 @@ def _ingest_into(
     anchor = _first_existing(folder)
     staging = temp_name(anchor / output.name, "staging")
     staging.mkdir()
+    from co2net_pipeline.common.disk_space import DiskFullError
+
     try:
-        result = lib.ingest(
-            features,
-            annotations,
-            fmt=fmt,
-            dataset_name=dataset_name,
-            store_path=staging / output.name,
-            tables_dir=staging,
-            report_dir=staging,
-        )
+        try:
+            result = lib.ingest(
+                features,
+                annotations,
+                fmt=fmt,
+                dataset_name=dataset_name,
+                store_path=staging / output.name,
+                tables_dir=staging,
+                report_dir=staging,
+            )
+        except DiskFullError as exc:  # name the file the user asked for, not the staging one
+            raise exc.moved(staging, folder) from exc
         folder.mkdir(parents=True, exist_ok=True)
         final = {key: folder / path.name for key, path in result.paths.items()}
         for key, path in result.paths.items():
@@ -463,12 +475,8 @@ def compare(
     _check_tracking_store(tracking_uri)
     import pandas as pd
 
-    from co2net_pipeline.tracking.records import (
-        compare_runs,
-        comparison_table,
-        save_comparison,
-        search_runs,
-    )
+    from co2net_pipeline.tracking.records import compare_runs, comparison_table, save_comparison
+    from co2net_pipeline.tracking.runs import search_runs
 
     wanted = [*run_ids, *more_run_ids]
     runs = search_runs(experiment, tracking_uri, wanted or None, include_nested=bool(wanted))
@@ -634,7 +642,7 @@ def _extraction_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _extract(videos: Path, output: Path, options: dict[str, Any]) -> dict:
     """`extraction.extract_videos` with the command's options; prints the report."""
-    from co2net_pipeline.extraction import ExtractionSettings, extract_videos, report_markdown
+    from co2net_pipeline.extraction import ExtractionSettings, extract_videos, skipped_table
 
     weights = options.pop("rgb_weights"), options.pop("flow_weights")
     report = extract_videos(videos, output, *weights, ExtractionSettings.from_dict(options))
@@ -643,7 +651,7 @@ def _extract(videos: Path, output: Path, options: dict[str, Any]) -> dict:
         f"{report['n_skipped']} skipped"
     )
     if report["n_skipped"]:
-        click.echo(report_markdown(report).split("\n", 3)[3].rstrip())
+        click.echo(skipped_table(report))
     return report
 
 

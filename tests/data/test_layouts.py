@@ -317,3 +317,23 @@ def test_env_thumos14_runs_on_the_features_file_alone(tmp_path):
     tags = find_runs(project)[0].data.tags
     assert tags["ambiguous_intervals"] == "shipped Ambiguous_test.txt (99 intervals)"
     assert tags["ambiguous_filter"] == "on (99 ambiguous intervals)"
+
+
+def test_repeated_video_id_in_user_annotations_is_named(tmp_path, thumos_file, caplog):
+    """Issue 24: the difference report once crashed on broadcasting; the id is named instead."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / thumos_file.name).symlink_to(thumos_file)
+    shipped = load_shipped_annotations("thumos14")
+    videos = shipped.videos.copy()
+    repeated = videos.at[7, "video_id"]
+    videos.at[8, "video_id"] = repeated
+    changed = type(shipped)(shipped.name, shipped.classlist, videos, shipped.segments)
+    save_wtalc_annotations(changed, raw / "Thumos14reduced-Annotations")
+    caplog.set_level(logging.WARNING, logger="co2net_pipeline.data.formats")
+    with pytest.raises(DataValidationError) as info:
+        ingest(raw, **_outputs(tmp_path / "out"))
+    message = str(info.value)
+    assert "\n" not in message and "duplicated video id" in message and repeated in message
+    assert any(f"video names: 1 repeated ({repeated})" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "out").exists()

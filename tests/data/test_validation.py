@@ -14,6 +14,7 @@ from co2net_pipeline.data.formats import open_feature_source
 from co2net_pipeline.data.validation import (
     DataValidationError,
     ValidationParams,
+    degenerate_videos_line,
     report_to_markdown,
     validate_dataset,
 )
@@ -138,11 +139,39 @@ def test_features_must_be_2d_real_numbers(tmp_path, tiny):
         match="video vid_a: features have dtype bool, expected a real number type",
     ):
         _wtalc(tmp_path / "b", annotations, features)
-    features["vid_a"] = np.zeros((0, 6), dtype=np.float32)
-    with pytest.raises(
-        DataValidationError, match=r"video vid_a: features have no snippets \(T = 0\)"
-    ):
-        _wtalc(tmp_path / "c", annotations, features)
+
+
+@pytest.mark.parametrize("empty_shape", [(0, 6), (0,)], ids=["0x2D", "1-D"])
+def test_empty_and_all_zero_videos_are_accepted_and_flagged(tmp_path, tiny, empty_shape):
+    """The original tolerates a video with no snippets and one whose features are all zero:
+    both are kept in the tables, flagged, listed in the report; the empty one is unusable."""
+    annotations, features = tiny
+    features["vid_a"] = np.zeros(empty_shape, dtype=np.float32)
+    features["vid_c"] = np.zeros_like(features["vid_c"])
+    dataset, report = _wtalc(tmp_path, annotations, features)
+    table = dataset.videos.set_index("video_id")
+    assert table.loc["vid_a", "n_snippets"] == 0 and not table.loc["vid_a", "usable"]
+    assert table["all_zero"].to_dict() == {
+        "vid_a": False,
+        "vid_b": False,
+        "vid_c": True,
+        "vid_d": False,
+    }
+    assert table.loc["vid_c", "usable"]
+    assert report["warnings"]["empty_videos"]["videos"] == ["vid_a"]
+    assert report["warnings"]["all_zero_videos"]["videos"] == ["vid_c"]
+    assert degenerate_videos_line(report).startswith("1 empty (T = 0) and 1 all-zero video(s)")
+    shapes = {vid: a.shape for vid, a in dataset.iter_features()}
+    assert shapes["vid_a"] == (0, 6) and shapes["vid_c"] == features["vid_c"].shape
+    markdown = report_to_markdown(report)
+    assert "**empty_videos** (1)" in markdown and "**all_zero_videos** (1)" in markdown
+
+
+def test_nan_in_a_short_video_is_still_an_error(tmp_path, tiny):
+    annotations, features = tiny
+    features["vid_a"] = np.full((3, 6), np.nan, dtype=np.float32)
+    with pytest.raises(DataValidationError, match="video vid_a: features contain NaN values"):
+        _wtalc(tmp_path, annotations, features)
 
 
 def test_wtalc_entry_that_is_not_an_array(tmp_path, tiny):

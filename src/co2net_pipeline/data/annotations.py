@@ -7,7 +7,7 @@ synthetic generator never look at file formats.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class Annotations:
     videos: pd.DataFrame
     segments: pd.DataFrame
     ambiguous: pd.DataFrame = field(default_factory=lambda: _empty_intervals())
+    # False for a ground-truth CSV: its `duration_s` is the last segment's end, not a duration
+    durations_known: bool = True
 
     def subset(self, subset: str | None) -> Annotations:
         """The annotations of one subset (`None` keeps everything)."""
@@ -50,7 +52,7 @@ class Annotations:
         keep = set(videos["video_id"])
         segments = self.segments[self.segments["video_id"].isin(keep)].reset_index(drop=True)
         ambiguous = self.ambiguous[self.ambiguous["video_id"].isin(keep)].reset_index(drop=True)
-        return Annotations(self.name, self.classlist, videos, segments, ambiguous)
+        return replace(self, videos=videos, segments=segments, ambiguous=ambiguous)
 
 
 def _empty_intervals() -> pd.DataFrame:
@@ -157,8 +159,19 @@ def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]
             f"class list: {len(ours.classlist)} classes vs {len(shipped.classlist)} shipped, "
             f"first difference at index {first}"
         )
+    # A repeated id is named here and compared once; validation then refuses it in one line.
+    repeated = ours.videos["video_id"][ours.videos["video_id"].duplicated()].unique().tolist()
+    if repeated:
+        lines.append(f"video names: {len(repeated)} repeated ({_examples(repeated)})")
+        ours = Annotations(
+            ours.name,
+            ours.classlist,
+            ours.videos.drop_duplicates("video_id"),
+            ours.segments,
+            ours.ambiguous,
+        )
     ids = ours.videos["video_id"].tolist()
-    ref_ids = shipped.videos["video_id"].tolist()
+    ref_ids = shipped.videos["video_id"].drop_duplicates().tolist()
     only_ours = [v for v in ids if v not in set(ref_ids)]
     only_shipped = [v for v in ref_ids if v not in set(ids)]
     if only_ours:
@@ -273,7 +286,10 @@ def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotati
 
 
 def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotations:
-    """A user's ground truth CSV `video_id,t_start,t_end,label` in seconds (all one subset)."""
+    """A user's ground truth CSV `video_id,t_start,t_end,label[,subset]` in seconds.
+
+    `subset` (optional, one value per video, e.g. `train` / `test`) gives the train/test split;
+    without it every video is in subset `all`. A CSV has no durations (`durations_known`)."""
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype={"video_id": str, "label": str})
@@ -300,13 +316,28 @@ def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotati
     videos = pd.DataFrame(
         {
             "video_id": list(groups.groups.keys()),
-            "subset": "all",
+            "subset": _csv_subsets(path, table) if "subset" in table else "all",
             "duration_s": groups["t_end_s"].max().to_numpy(),
             "labels": [sorted(set(g["label"])) for _, g in groups],
         }
     )
     classlist = sorted(segments["label"].unique().tolist())
-    return Annotations(name or path.stem, classlist, videos, segments)
+    return Annotations(name or path.stem, classlist, videos, segments, durations_known=False)
+
+
+def _csv_subsets(path: Path, table: pd.DataFrame) -> list[str]:
+    """The `subset` of each video of a ground-truth CSV, in first-appearance order; a video
+    given two subsets, or none, is a ValueError naming it."""
+    subsets = table["subset"].astype("string").str.strip()
+    if subsets.isna().any() or (subsets == "").any():
+        row = int(np.flatnonzero((subsets.isna() | (subsets == "")).to_numpy())[0])
+        raise ValueError(f"{path}: row {row + 2} (video {table['video_id'].iloc[row]}): no subset")
+    per_video = subsets.groupby(table["video_id"], sort=False).unique()
+    mixed = per_video[per_video.map(len) > 1]
+    if len(mixed):
+        video, found = mixed.index[0], sorted(mixed.iloc[0])
+        raise ValueError(f"{path}: video {video}: rows in several subsets {found}; give one")
+    return [str(found[0]) for found in per_video]
 
 
 def save_wtalc_annotations(annotations: Annotations, folder: str | Path) -> Path:

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +183,57 @@ def _wtalc_header(path: Path) -> tuple[int, int | None]:
     )
 
 
+def _wtalc_entries(path: Path, dense: bool, ids: list[str]) -> Iterator[np.ndarray]:
+    """Every entry of a W-TALC features file in file order, one at a time; ids name the
+    entries in errors."""
+    if dense:  # (N, T, 2D): memory-mapped, one video copied out
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        for i in range(len(array)):
+            yield np.array(array[i])
+        return
+    try:
+        # encoding="bytes" as the reference: Python-2 pickled arrays need it for their buffers.
+        yield from iter_object_npy(path, encoding="bytes")
+    except UnsafeNpyError:
+        raise
+    except NonArrayEntryError as exc:
+        vid = ids[exc.index] if exc.index < len(ids) else "?"
+        raise FeatureFormatError(
+            f"{path}[{exc.index}]: video {vid}: entry is a {exc.kind}, not an array"
+        ) from exc
+    except ValueError as exc:
+        raise FeatureFormatError(str(exc)) from exc
+
+
+def _in_request_order(
+    entries: Iterator[np.ndarray],
+    wanted: list[str],
+    positions: list[int],
+    check: Callable[[str, object], np.ndarray],
+) -> Iterator[tuple[str, np.ndarray]]:
+    """(video_id, entry) of the `wanted` videos (at file `positions`) in request order, from
+    one pass over the file's `entries`; out-of-order requests hold entries until their turn."""
+    in_order = all(a < b for a, b in zip(positions, positions[1:], strict=False))
+    by_position = dict(zip(positions, wanted, strict=True))
+    held: dict[str, np.ndarray] = {}
+    next_out = 0
+    for i, entry in enumerate(entries):
+        if next_out == len(wanted):
+            break
+        vid = by_position.get(i)
+        if vid is None:
+            continue
+        entry = check(vid, entry)
+        if in_order:
+            next_out += 1
+            yield vid, entry
+            continue
+        held[vid] = entry
+        while next_out < len(wanted) and wanted[next_out] in held:
+            yield wanted[next_out], held.pop(wanted[next_out])
+            next_out += 1
+
+
 class WtalcFeatureSource(FeatureSource):
     """`<Name>-I3D-JOINTFeatures.npy` aligned by position with the annotation `videoname.npy`.
 
@@ -217,26 +268,6 @@ class WtalcFeatureSource(FeatureSource):
     def location(self, video_id: str) -> str:
         return f"{self.path}[{self._position.get(video_id, '?')}]"
 
-    def _entries(self) -> Iterator[np.ndarray]:
-        """Every entry in file order, one at a time."""
-        if self._width is not None:  # dense (N, T, 2D): memory-mapped, one video copied out
-            dense = np.load(self.path, mmap_mode="r", allow_pickle=False)
-            for i in range(len(dense)):
-                yield np.array(dense[i])
-            return
-        try:
-            # encoding="bytes" as the reference: Python-2 pickled arrays need it for their buffers.
-            yield from iter_object_npy(self.path, encoding="bytes")
-        except UnsafeNpyError:
-            raise
-        except NonArrayEntryError as exc:
-            vid = self._ids[exc.index] if exc.index < len(self._ids) else "?"
-            raise FeatureFormatError(
-                f"{self.path}[{exc.index}]: video {vid}: entry is a {exc.kind}, not an array"
-            ) from exc
-        except ValueError as exc:
-            raise FeatureFormatError(str(exc)) from exc
-
     def iter_features(
         self, video_ids: Iterable[str] | None = None
     ) -> Iterator[tuple[str, np.ndarray]]:
@@ -249,26 +280,9 @@ class WtalcFeatureSource(FeatureSource):
         for vid in wanted:
             if vid not in self._position:
                 raise FeatureFormatError(f"{self.path}: no features for video {vid}")
+        entries = _wtalc_entries(self.path, self._width is not None, self._ids)
         positions = [self._position[v] for v in wanted]
-        in_order = all(a < b for a, b in zip(positions, positions[1:], strict=False))
-        by_position = dict(zip(positions, wanted, strict=True))
-        held: dict[str, np.ndarray] = {}
-        next_out = 0
-        for i, entry in enumerate(self._entries()):
-            if next_out == len(wanted):
-                break
-            vid = by_position.get(i)
-            if vid is None:
-                continue
-            entry = self._check_entry(vid, entry)
-            if in_order:
-                next_out += 1
-                yield vid, entry
-                continue
-            held[vid] = entry
-            while next_out < len(wanted) and wanted[next_out] in held:
-                yield wanted[next_out], held.pop(wanted[next_out])
-                next_out += 1
+        yield from _in_request_order(entries, wanted, positions, self._check_entry)
 
     def paired(self, found: AnnotationInput) -> WtalcFeatureSource:
         """Entries named by position after the W-TALC `videoname.npy` of `found`."""
@@ -614,11 +628,19 @@ def resolve_wtalc_layout(
 def layout_summary(source: FeatureSource, annotations: Annotations) -> dict[str, str]:
     """Where the annotations and the ambiguous intervals came from, for the report and MLflow.
 
-    {} for sources without a W-TALC layout (npy-folder, hdf5).
+    Sources without a W-TALC layout (npy-folder, hdf5) read a JSON / CSV, which has no
+    ambiguous intervals unless the annotations carry some: the filter is then off.
     """
     layout = getattr(source, "layout", None)
     if layout is None:
-        return {}
+        where = ", ".join(str(p) for p in source.annotation_paths) or annotations.name
+        if len(annotations.ambiguous):
+            ambiguous = f"{where} ({len(annotations.ambiguous)} intervals)"
+        else:
+            ambiguous = f"none ({where} has no ambiguous intervals: ambiguous filter off)"
+        shipped = {shipped_annotations_dir(k) for k in SHIPPED_DATASETS}
+        origin = "shipped" if set(source.annotation_paths) & shipped else "user"
+        return {"annotations_source": f"{origin} ({where})", "ambiguous_intervals": ambiguous}
     if layout.ambiguous_file is None:
         ambiguous = f"none (no {AMBIGUOUS_FILE} for {layout.name}: ambiguous filter off)"
     else:
@@ -718,8 +740,11 @@ def resolve_annotations(
             "no annotations: give their path (ActivityNet JSON, CSV or W-TALC folder), "
             f"or a shipped dataset_name ({', '.join(SHIPPED_DATASETS.values())})"
         )
-    name = dataset_name or Path(annotations_path).stem
+    stem = Path(annotations_path).stem  # a W-TALC folder `<Name>-Annotations` names <Name>
+    name = dataset_name or stem.removesuffix("-Annotations")
     annotations = load_annotations(annotations_path, name=name)
+    if annotations.ambiguous.empty:
+        logger.info("ambiguous filter off: %s has no ambiguous intervals", annotations_path)
     return AnnotationInput(annotations, (Path(annotations_path),))
 
 
@@ -769,5 +794,5 @@ def open_feature_source(
             raise ValueError(
                 f"format '{fmt}' needs annotations_path (ActivityNet JSON, CSV or W-TALC folder)"
             )
-        found = resolve_annotations(annotations_path, dataset_name or features_path.stem)
+        found = resolve_annotations(annotations_path, dataset_name)  # null: the annotations' name
     return open_features(features_path, fmt, dataset_name).paired(found), found.annotations

@@ -2,7 +2,7 @@
 
 `ingest` validates everything before writing anything, then writes (each file atomically):
     <tables_dir>/<slug>_videos.parquet      video_id, subset, duration_s, n_snippets,
-                                            snippets_per_second, labels, usable
+                                            snippets_per_second, labels, usable, all_zero
     <tables_dir>/<slug>_segments.parquet    video_id, t_start_s, t_end_s, label, class_idx,
                                             start_snippet, end_snippet
     <tables_dir>/<slug>_classlist.parquet   class_idx, name
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from co2net_pipeline.common.atomic import atomic_write
+from co2net_pipeline.common.disk_space import require_free_space
 from co2net_pipeline.data.formats import layout_summary, open_feature_source
 from co2net_pipeline.data.store import (
     STORE_FORMAT,
@@ -86,6 +87,21 @@ def output_paths(
     }
 
 
+def refuse_input_as_output(outputs: Iterable[str | Path], inputs: Iterable[str | Path]) -> None:
+    """Raise ValueError when an output is an input or lies inside an input folder: the store
+    would replace the user's features (a W-TALC `.npy` turned into HDF5). Paths are compared
+    as given and with symlinks resolved."""
+    for out in map(Path, outputs):
+        for src in map(Path, inputs):
+            pairs = ((out.absolute(), src.absolute()), (out.resolve(), src.resolve()))
+            if any(o == i for o, i in pairs):
+                raise ValueError(f"{out}: is an input ({src}); write the output elsewhere")
+            if any(o.is_relative_to(i) for o, i in pairs):
+                raise ValueError(
+                    f"{out}: lies inside the input folder {src}; write the output elsewhere"
+                )
+
+
 def _atomic_write(path: Path, write) -> None:
     atomic_write(path, write)
 
@@ -128,6 +144,12 @@ def store_attrs(dataset: ValidatedDataset, fingerprint: str, params: ValidationP
     }
 
 
+def store_bytes(dataset: ValidatedDataset, dtype: str = "float32") -> int:
+    """Bytes the feature store's arrays take on disk (HDF5's own overhead is ~1 KiB a video)."""
+    per_value = np.dtype(dtype).itemsize * 2 * dataset.feature_dim
+    return int(dataset.videos["n_snippets"].sum()) * per_value + 2048 * len(dataset.videos)
+
+
 def pending_feature_store(
     dataset: ValidatedDataset,
     fingerprint: str,
@@ -138,7 +160,10 @@ def pending_feature_store(
     if not isinstance(params, ValidationParams):
         params = ValidationParams.from_dict(params)
     return PendingFeatureStore(
-        dataset.iter_features, store_attrs(dataset, fingerprint, params), dtype
+        dataset.iter_features,
+        store_attrs(dataset, fingerprint, params),
+        dtype,
+        expected_bytes=store_bytes(dataset, dtype),
     )
 
 
@@ -174,6 +199,7 @@ def ingest(
             Path(tables_dir) if tables_dir else DEFAULT_TABLES_DIR,
             Path(report_dir) if report_dir else DEFAULT_REPORT_DIR,
         )
+        refuse_input_as_output(paths.values(), (source.path, *source.annotation_paths))
         fingerprint = source.fingerprint()
         params_json = _params_json(params)
         existing = read_store_attrs(store_path)
@@ -201,12 +227,15 @@ def ingest(
         dataset, report = validate_dataset(source, annotations, params)
         report["fingerprint"] = fingerprint
         report.update(layout_summary(source, annotations))
+        # a full disk is found before the first table is written, not after the tables
+        require_free_space(store_path, store_bytes(dataset, dtype), "the feature store")
         write_tables(dataset, report, paths)
         write_feature_store(
             store_path,
             dataset.iter_features(),
             dtype=dtype,
             attrs=store_attrs(dataset, fingerprint, params),
+            expected_bytes=store_bytes(dataset, dtype),
         )
     finally:
         source.close()

@@ -19,6 +19,7 @@ file is removed), so an interrupted write leaves the previous store intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ import h5py
 import numpy as np
 
 from co2net_pipeline.common.atomic import atomic_path
+from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full, require_free_space
 
 STORE_FORMAT = "co2net-feature-store"
 ARRAY_STORE_FORMAT = "co2net-array-store"
@@ -41,9 +43,42 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 @contextmanager
 def _atomic_h5(path: str | Path) -> Iterator[h5py.File]:
-    """An HDF5 file open for writing at a temporary name, moved to `path` only on success."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
-        yield fh
+    """An HDF5 file open for writing at a temporary name, moved to `path` only on success.
+    A full disk is a `DiskFullError` naming `path`, and the temporary file is removed."""
+    with atomic_path(path) as tmp:
+        fh = h5py.File(tmp, "w")
+        try:
+            yield fh
+            fh.close()
+        except BaseException as exc:
+            _abandon(fh, tmp)
+            if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                raise DiskFullError(path) from exc
+            raise
+
+
+def _abandon(fh: h5py.File, tmp: Path) -> None:
+    """Close a file HDF5 failed to write. After a failed write its close fails too, and HDF5
+    retries at interpreter exit and crashes (segfault); emptying the file first frees the disk,
+    so the close succeeds. The caller removes the file."""
+    with contextlib.suppress(OSError):
+        os.truncate(tmp, 0)
+    with contextlib.suppress(Exception):
+        fh.close()
+
+
+def _write_video(fh: h5py.File, path: Path, vid: str, array: np.ndarray) -> None:
+    """One video into /features, flushed at once: HDF5 otherwise writes it when the dataset
+    object is dropped, where a failure (a full disk) is only printed, never raised."""
+    require_free_space(fh.filename, array.nbytes, f"video {vid}")
+    try:
+        written = fh["features"].create_dataset(vid, data=array)
+        fh.flush()  # while `written` lives: its data is written now, errors raise here
+        del written
+    except (OSError, RuntimeError) as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path, f"while writing video {vid}") from exc
+        raise
 
 
 def _check_key(video_id: str, kind: str = "video id") -> str:
@@ -89,6 +124,7 @@ def write_feature_store(
     items: Iterable[tuple[str, np.ndarray]],
     dtype: str = "float32",
     attrs: Mapping | None = None,
+    expected_bytes: int = 0,
 ) -> Path:
     """Stream `(video_id, features (T, 2D))` pairs into a feature store at `path`, atomically.
 
@@ -96,18 +132,21 @@ def write_feature_store(
     float32; float16 refuses values beyond ±65504). attrs: extra root attributes (fingerprint,
     dataset_name, …); `feature_dim` in attrs is used only when `items` is empty.
     Raises ValueError naming the video for a non-2-D array, an odd or inconsistent width, a
-    duplicated id or an id that is not a valid HDF5 name.
+    duplicated id or an id that is not a valid HDF5 name. expected_bytes: the features' size
+    on disk when known: less free space is a `DiskFullError` before anything is written (as is
+    a disk that fills up during the write).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"store dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     np_dtype = _DTYPES[dtype]
     path = Path(path)
+    require_free_space(path, expected_bytes, "the feature store")
     ids: list[str] = []
     lengths: list[int] = []
     seen: set[str] = set()
     width: int | None = None
     with _atomic_h5(path) as fh:
-        group = fh.create_group("features")
+        fh.create_group("features")
         for vid, array in items:
             _check_key(vid)
             if vid in seen:
@@ -131,7 +170,7 @@ def write_feature_store(
                 raise ValueError(
                     f"{path}: video {vid}: values beyond ±{_FLOAT16_MAX:g} overflow float16"
                 )
-            group.create_dataset(vid, data=array.astype(np_dtype, copy=False))
+            _write_video(fh, path, vid, array.astype(np_dtype, copy=False))
             ids.append(vid)
             lengths.append(int(array.shape[0]))
             seen.add(vid)
@@ -153,6 +192,43 @@ def write_feature_store(
     return path
 
 
+class _ReadHandle:
+    """A read-only h5py handle opened on first use and re-opened in a forked child (h5py
+    handles must not cross a fork, e.g. into DataLoader workers); pickled without it, for
+    spawn-started workers, and reopened lazily there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: h5py.File | None = None
+        self._pid: int | None = None
+
+    def get(self) -> h5py.File:
+        if self._fh is None or self._pid != os.getpid():
+            try:
+                self._fh = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise ValueError(f"{self.path}: not a readable HDF5 feature store ({exc})") from exc
+            self._pid = os.getpid()
+        return self._fh
+
+    def close(self) -> None:
+        if self._fh is not None and self._pid == os.getpid():
+            self._fh.close()
+        self._fh = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fh": None, "_pid": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: h5py may already be gone
+            pass
+
+
 class FeatureStore:
     """Lazy reader of a feature store: one video read per `store[video_id]`.
 
@@ -163,9 +239,8 @@ class FeatureStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._fh: h5py.File | None = None
-        self._pid: int | None = None
-        fh = self._file()
+        self._handle = _ReadHandle(self.path)
+        fh = self._handle.get()
         if fh.attrs.get("format") != STORE_FORMAT:
             self.close()
             raise ValueError(f"{self.path}: not a co2net feature store (missing format attribute)")
@@ -177,15 +252,6 @@ class FeatureStore:
         self.lengths: dict[str, int] = dict(
             zip(ids, (int(n) for n in fh["index/lengths"][()]), strict=True)
         )
-
-    def _file(self) -> h5py.File:
-        if self._fh is None or self._pid != os.getpid():
-            try:
-                self._fh = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise ValueError(f"{self.path}: not a readable HDF5 feature store ({exc})") from exc
-            self._pid = os.getpid()
-        return self._fh
 
     @property
     def feature_dim(self) -> int:
@@ -211,7 +277,7 @@ class FeatureStore:
     def __getitem__(self, video_id: str) -> np.ndarray:
         if video_id not in self.lengths:
             raise KeyError(f"{self.path}: no video {video_id!r} in the feature store")
-        return self._file()["features"][video_id][()].astype(np.float32, copy=False)
+        return self._handle.get()["features"][video_id][()].astype(np.float32, copy=False)
 
     def load_all(self, video_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """{video_id: float32 (T, 2D)} for `video_ids` (default: all, store order)."""
@@ -223,28 +289,13 @@ class FeatureStore:
         return FeatureView(self, self.video_ids if video_ids is None else video_ids)
 
     def close(self) -> None:
-        if self._fh is not None and self._pid == os.getpid():
-            self._fh.close()
-        self._fh = None
+        self._handle.close()
 
     def __enter__(self) -> FeatureStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def __getstate__(self) -> dict:
-        # Picklable for spawn-started workers: the handle stays behind and is reopened lazily.
-        return {**self.__dict__, "_fh": None, "_pid": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: h5py may already be gone
-            pass
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.path)!r}, videos={len(self)}, feature_dim={self.attrs.get('feature_dim')})"
@@ -312,6 +363,7 @@ class PendingFeatureStore:
     items: Callable[[], Iterable[tuple[str, np.ndarray]]]
     attrs: dict = field(default_factory=dict)
     dtype: str = "float32"
+    expected_bytes: int = 0  # the features on disk, checked against the free space first
 
     def is_current(self, path: str | Path) -> bool:
         """True when `path` already holds a store of the same inputs, parameters and dtype."""
@@ -326,7 +378,9 @@ class PendingFeatureStore:
         """Write the store unless it is current; returns True when it was (re)written."""
         if self.is_current(path):
             return False
-        write_feature_store(path, self.items(), dtype=self.dtype, attrs=self.attrs)
+        write_feature_store(
+            path, self.items(), self.dtype, self.attrs, expected_bytes=self.expected_bytes
+        )
         return True
 
 
@@ -344,6 +398,7 @@ def write_array_store(
             group = videos.create_group(_check_key(str(vid)))
             for name, array in arrays.items():
                 group.create_dataset(_check_key(str(name), "array name"), data=np.asarray(array))
+            fh.flush()  # a write error raises here, not in a dataset's destructor
             ids.append(str(vid))
         _write_index(fh, ids)
         _put_attrs(fh, attrs)

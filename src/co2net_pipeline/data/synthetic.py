@@ -135,7 +135,7 @@ class SyntheticParams:
 
     feature_dim: int = 32
     seed: int = 0
-    subset: list[str] | None = None
+    subset: list[str] | str | None = None  # a string: one subset
     signal_strength: float = 1.5
     signal_channels: int | None = None
     instance_amplitude_std: float = 0.25
@@ -584,6 +584,30 @@ def synthesize(
 
 
 MANIFEST_NAME = "manifest.json"
+# Present while a set is being written: an interrupted write leaves the folder still ours.
+WRITING_MARKER = ".synthetic-writing"
+
+
+def check_own_folder(out_dir: str | Path) -> None:
+    """Refuse a folder holding files the generator did not write: one without its manifest (or
+    its in-progress marker) and with visible entries, e.g. the user's real W-TALC features,
+    which have the very names the synthetic set would overwrite."""
+    out = Path(out_dir)
+    if not out.is_dir() or (out / WRITING_MARKER).is_file():
+        return
+    try:
+        ours = json.loads((out / MANIFEST_NAME).read_text()).get("synthetic") is True
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if foreign and not ours:
+        shown = ", ".join(foreign[:3]) + (
+            f", ... ({len(foreign)} in all)" if len(foreign) > 3 else ""
+        )
+        raise ValueError(
+            f"{out}: holds files the synthetic generator did not write ({shown}; no "
+            f"{MANIFEST_NAME} of a synthetic set); give an empty or new folder"
+        )
 
 
 @dataclass(frozen=True)
@@ -599,9 +623,15 @@ class PendingSyntheticSet:
     params: dict
 
     def write(self, out_dir: str | Path) -> dict:
-        """`synthesize` into `out_dir`, then `manifest.json` (last: its presence means complete)."""
-        manifest = synthesize(out_dir, self.dataset_name, self.params)
-        atomic_write_text(Path(out_dir) / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        """`synthesize` into `out_dir`, then `manifest.json` (last: its presence means complete).
+        A folder of someone else's files is refused first (`check_own_folder`)."""
+        out = Path(out_dir)
+        check_own_folder(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / WRITING_MARKER).touch()
+        manifest = synthesize(out, self.dataset_name, self.params)
+        atomic_write_text(out / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        (out / WRITING_MARKER).unlink()
         return manifest
 
 

@@ -4,14 +4,15 @@
 `DataValidationError` naming the file, the video and the problem, or returns the tables the
 rest of the pipeline uses plus a report of everything suspicious but usable (warnings).
 
-Errors: features not (T, 2D) with 2D = 2·feature_dim, non-numeric, NaN/inf, no snippets; a video
+Errors: features not (T, 2D) with 2D = 2·feature_dim, non-numeric, NaN/inf; a video
 with features but no annotation or the reverse; duplicated video ids; a segment or video-level
 label outside the class list; non-finite segment times; unreadable, truncated or unsafe files.
 
 Warnings (reference behaviour kept unless an option says otherwise): snippet count far from
 duration·25/16; segments past the duration; segments with start ≥ end; videos too short for
 the sampler; video-level labels that disagree with the segment labels; empty video-level
-labels; videos without segments; missing durations.
+labels; videos without segments; missing durations; videos with no snippets (T = 0, unusable)
+or all-zero features (flagged `all_zero`), which the original tolerates.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "DataValidationError",
     "ValidatedDataset",
     "ValidationParams",
+    "degenerate_videos_line",
     "report_to_json",
     "report_to_markdown",
     "validate_dataset",
@@ -95,7 +97,8 @@ class ValidatedDataset:
     """A dataset that passed validation.
 
     videos: video_id, subset, duration_s, n_snippets, snippets_per_second (25/16), labels
-        (list[str], video-level weak label), usable (False: dropped as too short).
+        (list[str], video-level weak label), usable (False: dropped as too short, or no
+        snippets), all_zero (True: every feature value is 0).
     segments: video_id, t_start_s, t_end_s, label, class_idx, start_snippet, end_snippet
         (round half-even of t·25/16, as the reference evaluator).
     classlist: class names, index = class_idx. ambiguous: video_id, t_start_s, t_end_s.
@@ -115,6 +118,8 @@ class ValidatedDataset:
         width = 2 * self.feature_dim
         try:
             for vid, array in self.source.iter_features(self.videos["video_id"].tolist()):
+                if array.size == 0 and expected[vid] == 0:  # an empty entry, e.g. shape (0,)
+                    array = np.zeros((0, width), np.float32)
                 if array.ndim != 2 or array.shape != (expected[vid], width):
                     raise DataValidationError(
                         f"{self.source.location(vid)}: video {vid}: features changed since validation "
@@ -205,9 +210,15 @@ def _check_labels(annotations: Annotations, where: str) -> None:
             )
 
 
-def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dict[str, int], int]:
-    """Read every video once; return ({video_id: T}, D)."""
+def _check_features(
+    source: FeatureSource, feature_dim: int | None
+) -> tuple[dict[str, int], int, set[str]]:
+    """Read every video once; return ({video_id: T}, D, ids of all-zero videos).
+
+    T = 0 (also an empty entry of any shape) and all-zero features are accepted: the original
+    tolerates both (they leave its ActivityNet train and test lists and class-pair pools)."""
     lengths: dict[str, int] = {}
+    all_zero: set[str] = set()
     dim = feature_dim
     # feature_dim None: the majority width wins, so a mismatch blames the odd video, not the
     # first one read; {width: (first video's location, number of videos)}
@@ -224,6 +235,9 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
             break
         vid, array = item
         where = f"{source.location(vid)}: video {vid}"
+        if isinstance(array, np.ndarray) and array.size == 0 and array.ndim != 2:
+            lengths[vid] = 0  # an empty entry of another shape, e.g. (0,): T = 0, no width
+            continue
         if not isinstance(array, np.ndarray) or array.ndim != 2:
             shape = getattr(array, "shape", None)
             raise DataValidationError(
@@ -241,8 +255,6 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
             raise DataValidationError(
                 f"{where}: features have {width} columns, expected {2 * dim} (2 × feature_dim {dim})"
             )
-        if n == 0:
-            raise DataValidationError(f"{where}: features have no snippets (T = 0)")
         finite = np.isfinite(array)
         if not finite.all():
             rows = np.flatnonzero(~finite.all(axis=1))
@@ -251,11 +263,13 @@ def _check_features(source: FeatureSource, feature_dim: int | None) -> tuple[dic
                 f"{where}: features contain {kind} values in {rows.size} snippet(s), first at snippet {rows[0]}"
             )
         lengths[vid] = n
+        if n and not array.any():
+            all_zero.add(vid)
     if feature_dim is None:
         dim = _majority_dim(widths, len(lengths))
     if dim is None:
         raise DataValidationError(f"{source.path}: no video features found")
-    return lengths, dim
+    return lengths, dim, all_zero
 
 
 def _majority_dim(widths: dict[int, tuple[str, int]], n_videos: int) -> int | None:
@@ -315,7 +329,7 @@ def validate_dataset(
     where_ann = ", ".join(str(p) for p in source.annotation_paths) or annotations.name
     _check_ids(source, annotations)
     _check_labels(annotations, where_ann)
-    lengths, dim = _check_features(source, params.feature_dim)
+    lengths, dim, all_zero = _check_features(source, params.feature_dim)
     if params.feature_dim is None and source.feature_width not in (None, 2 * dim):
         raise DataValidationError(
             f"{source.path}: header width {source.feature_width} ≠ features width {2 * dim}"
@@ -323,6 +337,7 @@ def validate_dataset(
 
     warnings: dict[str, dict] = {}
     videos = _video_table(annotations, lengths, params, warnings)
+    _degenerate_videos(videos, all_zero, warnings)
     segments = _segment_table(annotations, videos, params, warnings)
     _label_warnings(videos, segments, warnings)
 
@@ -335,6 +350,7 @@ def validate_dataset(
             "snippets_per_second",
             "labels",
             "usable",
+            "all_zero",
         ]
     ].reset_index(drop=True)
     segments = segments[
@@ -365,11 +381,13 @@ def _video_table(
     videos["n_snippets"] = n_snippets
 
     duration = videos["duration_s"].astype(np.float64)
+    if not annotations.durations_known:  # a CSV: no durations to check the lengths against
+        duration = pd.Series(np.nan, index=videos.index)
     no_duration = ~np.isfinite(duration) | (duration <= 0)
-    if no_duration.any():
+    if no_duration.any() and annotations.durations_known:
         ids = videos.loc[no_duration, "video_id"].tolist()
         warnings["missing_duration"] = _warning("no usable duration; set to n_snippets·16/25", ids)
-        duration = duration.where(~no_duration, n_snippets / SNIPPETS_PER_SECOND)
+    duration = duration.where(~no_duration, n_snippets / SNIPPETS_PER_SECOND)
     videos["duration_s"] = duration
     videos["snippets_per_second"] = SNIPPETS_PER_SECOND
 
@@ -401,6 +419,45 @@ def _video_table(
         )
 
     return videos
+
+
+def _degenerate_videos(videos: pd.DataFrame, all_zero: set[str], warnings: dict) -> None:
+    """Flag videos with no snippets (never usable: nothing to sample or score; the original
+    drops them from its ActivityNet lists and would crash on one in THUMOS14's) and videos
+    whose features are all zero (`all_zero`: kept; the ActivityNet class-pair pools leave them
+    out, as the original's); adds the `empty_videos` / `all_zero_videos` warnings."""
+    empty = (videos["n_snippets"] == 0).to_numpy()
+    videos["usable"] = videos["usable"].to_numpy(bool) & ~empty
+    videos["all_zero"] = videos["video_id"].isin(all_zero).to_numpy()
+    if empty.any():
+        warnings["empty_videos"] = _warning(
+            "no snippets (T = 0); marked unusable (left out of the train and test lists)",
+            videos.loc[empty, "video_id"].tolist(),
+        )
+    if videos["all_zero"].any():
+        warnings["all_zero_videos"] = _warning(
+            "features are all zero; kept (out of the ActivityNet class-pair pools, as the "
+            "original)",
+            videos.loc[videos["all_zero"], "video_id"].tolist(),
+        )
+
+
+def degenerate_videos_line(report: Mapping) -> str | None:
+    """One line with the counts of empty (T = 0) and all-zero videos, None when there are
+    none (ingestion logs it as one WARNING; the report lists the videos)."""
+    found = report.get("warnings", {})
+    parts = [
+        f"{found[name]['count']} {what}"
+        for name, what in (("empty_videos", "empty (T = 0)"), ("all_zero_videos", "all-zero"))
+        if name in found
+    ]
+    if not parts:
+        return None
+    return (
+        f"{' and '.join(parts)} video(s) in {report.get('dataset', 'the features')}: accepted "
+        "as the original does (empty ones leave the train and test lists, all-zero ones the "
+        "ActivityNet class-pair pools); see the validation report"
+    )
 
 
 def _segment_table(

@@ -1,13 +1,16 @@
-"""Kedro datasets for the project's own artifacts: the HDF5 stores and the trained model."""
+"""Kedro datasets for the project's own artifacts: the HDF5 stores, the trained model, run tags."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
 from co2net_pipeline.common.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 class FeatureStoreDataset(AbstractDataset):
@@ -247,6 +250,45 @@ class AnnotationsDataset(AbstractDataset):
             "dataset_name": self._dataset_name,
             "wtalc_features": None if self._wtalc_features is None else str(self._wtalc_features),
         }
+
+
+class MlflowTagsDataset(AbstractDataset):
+    """Run tags a node returns (`{name: value}`), set on the active MLflow run when saved, so
+    no node calls MLflow itself.
+
+    Values are stored as strings. Without an active run (a runner used without kedro-mlflow's
+    hooks, or a pipeline in mlflow.yml's `disable_tracking`) nothing is sent to MLflow and one
+    INFO line lists the tags not recorded. `load()` returns the tags saved last in this process.
+    """
+
+    def __init__(self, metadata: dict | None = None):
+        self._tags: dict[str, str] | None = None
+        self.metadata = metadata
+
+    def load(self) -> dict[str, str]:
+        if self._tags is None:
+            raise DatasetError("MlflowTagsDataset: no tags saved in this run yet")
+        return dict(self._tags)
+
+    def save(self, data: dict[str, Any]) -> None:
+        import mlflow
+
+        if not isinstance(data, dict):
+            raise DatasetError(f"MlflowTagsDataset: expected a dict of tags, got {type(data)}")
+        self._tags = {str(name): str(value) for name, value in data.items()}
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(self._tags)
+        else:
+            logger.info(
+                "no active MLflow run: tags not recorded: %s",
+                ", ".join(f"{k}={v}" for k, v in self._tags.items()),
+            )
+
+    def _exists(self) -> bool:
+        return self._tags is not None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"tags": sorted(self._tags or {})}
 
 
 def raw_datasets(catalog, inputs) -> dict[str, AbstractDataset]:

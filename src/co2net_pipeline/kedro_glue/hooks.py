@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from kedro.framework.hooks import hook_impl
 
-from co2net_pipeline.studies.in_process import flatten
+from co2net_pipeline.params.overrides import flatten
 
 logger = logging.getLogger(__name__)
 
@@ -180,37 +180,10 @@ class ProjectHooks:
         experiment_id = run.info.experiment_id
         tag_experiment_kind(client, experiment_id)
         mark_killed_runs(client, experiment_id, keep=run.info.run_id)
-        context = self._context
-        params = context.params
-        tags = {
-            "git_commit": git_commit(Path(context.project_path)),
-            "kedro_env": context.env or "local",
-            "data_source": _data_source(params),
-            PID_TAG: str(os.getpid()),
-            HOST_TAG: socket.gethostname(),
-            "runner": readable_runner(run_params.get("runner")),
-        }
-        # kedro-mlflow copies Kedro's run_params as tags; its `run_id` is Kedro's session id
-        logged_tags = client.get_run(run.info.run_id).data.tags  # active_run() is a snapshot
-        if logged_tags.get("run_id") == run_params.get("run_id"):
-            client.delete_tag(run.info.run_id, "run_id")
-        tags["kedro_session_id"] = str(run_params.get("run_id"))
-        if "kedro_command" in logged_tags:  # kedro-mlflow writes the deprecated --pipeline=
-            tags["kedro_command"] = logged_tags["kedro_command"].replace(
-                "--pipeline=", "--pipelines="
-            )
-        names = run_params.get("pipeline_names") or ["__default__"]
-        # kedro-mlflow names the run after the pipeline(s); a run opened by an orchestrator
-        # (or named in mlflow.yml) keeps its name
-        if run.info.run_name == "+".join(names):
-            pipeline_name = "+".join(_registered_name(n) for n in names)
-            inputs = pipeline.inputs()
-            # a study (params:studies) trains several seeds: its name carries none
-            seeded = "params:training" in inputs and "params:studies" not in inputs
-            seed = flatten(params).get(SEED_PARAM) if seeded else None
-            tags["mlflow.runName"] = run_name(
-                pipeline_name, seed, context.env, run_params.get("runtime_params")
-            )
+        params = self._context.params
+        tags = run_tags(self._context, client, run, run_params, pipeline)
+        if (source := ingested_data_source(catalog, pipeline)) is not None:
+            tags["data_source"] = source
         mlflow.set_tags(tags)
         mlflow.log_text(
             yaml.safe_dump(_plain(params), sort_keys=True), "config/resolved_parameters.yml"
@@ -231,6 +204,39 @@ class ProjectHooks:
         params = self._context.params
         example = example_frame(self._catalog.load("feature_store"))
         log_detector(data, example, params.get("inference", {}), params.get("proposals", {}))
+
+
+def run_tags(context, client, run, run_params: dict, pipeline) -> dict[str, str]:
+    """Provenance, process and naming tags of the run kedro-mlflow opened; deletes its
+    duplicate `run_id` tag (Kedro's session id, recorded as `kedro_session_id`)."""
+    params = context.params
+    tags = {
+        "git_commit": git_commit(Path(context.project_path)),
+        "kedro_env": context.env or "local",
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        "runner": readable_runner(run_params.get("runner")),
+    }
+    # kedro-mlflow copies Kedro's run_params as tags; its `run_id` is Kedro's session id
+    logged_tags = client.get_run(run.info.run_id).data.tags  # active_run() is a snapshot
+    if logged_tags.get("run_id") == run_params.get("run_id"):
+        client.delete_tag(run.info.run_id, "run_id")
+    tags["kedro_session_id"] = str(run_params.get("run_id"))
+    if "kedro_command" in logged_tags:  # kedro-mlflow writes the deprecated --pipeline=
+        tags["kedro_command"] = logged_tags["kedro_command"].replace("--pipeline=", "--pipelines=")
+    names = run_params.get("pipeline_names") or ["__default__"]
+    # kedro-mlflow names the run after the pipeline(s); a run opened by an orchestrator
+    # (or named in mlflow.yml) keeps its name
+    if run.info.run_name == "+".join(names):
+        pipeline_name = "+".join(_registered_name(n) for n in names)
+        inputs = pipeline.inputs()
+        # a study (params:studies) trains several seeds: its name carries none
+        seeded = "params:training" in inputs and "params:studies" not in inputs
+        seed = flatten(params).get(SEED_PARAM) if seeded else None
+        tags["mlflow.runName"] = run_name(
+            pipeline_name, seed, context.env, run_params.get("runtime_params")
+        )
+    return tags
 
 
 def raw_inputs(catalog, inputs) -> dict[str, dict]:
@@ -254,9 +260,17 @@ def _registered_name(name: str) -> str:
     return others[0] if others else name
 
 
-def _data_source(params) -> str:
-    ingestion = params.get("feature_ingestion", {}) or {}
-    return str(ingestion.get("data_source") or "unknown")
+def ingested_data_source(catalog, pipeline) -> str | None:
+    """The `data_source` of the ingested data a run reads (its validation report says what was
+    read), `unknown` without one; None when the run ingests: its ingestion node tags it."""
+    if "validation_report" in pipeline.all_outputs():
+        return None
+    try:
+        if "validation_report" in catalog and catalog.exists("validation_report"):
+            return str(catalog.load("validation_report").get("data_source") or "unknown")
+    except Exception:  # noqa: BLE001 - a provenance tag must never stop the run
+        logger.debug("validation_report unreadable for the data_source tag", exc_info=True)
+    return "unknown"
 
 
 def _plain(value):

@@ -9,6 +9,8 @@ exit code 1 (`on_pipeline_error`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -131,8 +133,10 @@ class ParameterCheckHook:
         written = {
             (project / p).resolve() for name in outputs for p in _filepaths(catalog_conf.get(name))
         }
-        problem = blocked_output(catalog_conf, outputs, project) or missing_raw_input(
-            catalog, pipeline.inputs(), written
+        problem = (
+            blocked_output(catalog_conf, outputs, project)
+            or missing_raw_input(catalog, pipeline.inputs(), written)
+            or data_problem(catalog, pipeline, parsed)
         )
         if problem:
             _fail(problem)
@@ -161,6 +165,77 @@ def missing_raw_input(
                 f"conf/<env>/globals.yml, or kedro run --params raw_data.{key}=PATH)"
             )
     return None
+
+
+def data_problem(catalog, pipeline, parsed: Mapping) -> str | None:
+    """What the data already there says against the parameters, as one line: train / test
+    subsets the annotations lack, a sampling plan built for other iterations; None if fine."""
+    if "snippet_sampling" in parsed:
+        sampling = parsed["snippet_sampling"]
+        found = _videos_and_source(catalog, set(pipeline.inputs()))
+        if found is not None:
+            from co2net_pipeline.pipelines.snippet_sampling.nodes import subset_problem
+
+            videos, where = found
+            problem = subset_problem(
+                videos["subset"], sampling.train_subset, sampling.test_subset, where
+            )
+            if problem:
+                return problem
+    if "training" in parsed:
+        return stale_plan(catalog, pipeline, parsed["training"])
+    return None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence logging while the check reads data the run's nodes read (and log about) again."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _videos_and_source(catalog, inputs: set[str]):
+    """(videos table with a `subset` column, where it comes from) of the annotations the run
+    reads, or None when they cannot be read here (the node then reports the problem)."""
+    try:
+        with _quiet():
+            if "raw_annotations" in inputs:
+                found = catalog.load("raw_annotations")
+                where = str(found.files[0]) if found.files else found.annotations.name
+                return found.annotations.videos, where
+            if "videos" in inputs and catalog.exists("videos"):
+                where = catalog.get("videos")._describe().get("filepath", "videos")
+                return catalog.load("videos"), f"the ingested videos table {where}"
+    except Exception:  # noqa: BLE001 - unreadable input: its node reports it in one line
+        return None
+    return None
+
+
+def stale_plan(catalog, pipeline, training) -> str | None:
+    """The sampling plan a run reads without building it, when it was built for fewer
+    iterations or another batch size than `training` asks for."""
+    if "sampling_plan" not in pipeline.inputs() or "sampling_plan" in pipeline.all_outputs():
+        return None
+    try:
+        with _quiet():
+            if not catalog.exists("sampling_plan"):
+                return None
+            plan = catalog.load("sampling_plan")
+    except Exception:  # noqa: BLE001 - unreadable input: its node reports it
+        return None
+    iterations = int(plan["iteration"].max()) + 1 if len(plan) else 0
+    batch = int((plan["iteration"] == 0).sum())
+    if iterations >= training.max_iter and batch == training.batch_size:
+        return None
+    return (
+        f"dataset 'sampling_plan': built for {iterations} iterations of batch {batch}, but "
+        f"training.max_iter={training.max_iter}, training.batch_size={training.batch_size}; "
+        "re-run snippet_sampling first: kedro run --pipelines=snippet_sampling,training "
+        "(with the same --params)"
+    )
 
 
 def _filepaths(entry) -> list[str]:

@@ -1,11 +1,11 @@
 """A quiet, readable terminal: known library noise filtered at its exact message, and plain
 full-width log lines when the output is redirected.
 
-`install()` runs from `settings.py`, i.e. once Kedro has configured logging from
-`conf/logging.yml` and before any pipeline is imported; registered as a `kedro.init` entry
-point it also runs before Kedro loads its CLI plugins (kedro-mlflow's imports the model class
-MLflow warns about). Kedro only lets `logging.yml` name classes of `logging` and
-`kedro.logging`, so what needs code lives here.
+Installed by one call, `terminal.install()` in `settings.py` (no entry point is registered): it
+runs wherever Kedro loads this project's settings, once logging is configured from
+`conf/logging.yml` and before any pipeline is imported. A warning issued earlier, while Kedro
+loads its CLI plugins, is not filtered here. Kedro only lets `logging.yml` name classes of
+`logging` and `kedro.logging`, so what needs code lives here.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -35,6 +35,89 @@ def _shape(features: Mapping[str, np.ndarray], vid: str) -> tuple[int, ...]:
     # Store views (`store.FeatureView`) know shapes from the index without reading a video.
     shape_of = getattr(features, "shape_of", None)
     return tuple(shape_of(vid)) if shape_of is not None else np.shape(features[vid])
+
+
+def _train_shapes(
+    features: Mapping[str, np.ndarray], video_ids: list[str]
+) -> tuple[int, np.ndarray]:
+    """(width 2D, (N,) lengths) of the videos, checked: each has features of shape (T, 2D)."""
+    shapes = []
+    for vid in video_ids:
+        if vid not in features:
+            raise ValueError(f"{vid}: in the sampling plan but has no features")
+        shape = _shape(features, vid)
+        if len(shape) != 2 or shape[0] < 1:
+            raise ValueError(f"{vid}: features have shape {shape}, expected (T, 2D)")
+        shapes.append(shape)
+    widths = {s[1] for s in shapes}
+    if len(widths) != 1:
+        raise ValueError(f"train features have different widths {sorted(widths)}")
+    return widths.pop(), np.array([s[0] for s in shapes])
+
+
+class _StoreReader:
+    """Videos read from a lazy store view by number, through an LRU cache of whole videos
+    bounded in bytes (a video larger than the bound is not kept); `reads` counts store reads."""
+
+    def __init__(self, features: Mapping[str, np.ndarray], video_ids: list[str], limit: int):
+        self.features, self.video_ids, self.limit = features, video_ids, limit
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.nbytes = 0
+        self.reads = 0
+
+    def __call__(self, v: int) -> np.ndarray:
+        arr = self.cache.get(v)
+        if arr is not None:
+            self.cache.move_to_end(v)
+            return arr
+        arr = np.asarray(self.features[self.video_ids[v]], dtype=np.float32)
+        self.reads += 1
+        if arr.nbytes <= self.limit:
+            self.cache[v] = arr
+            self.nbytes += arr.nbytes
+            while self.nbytes > self.limit:
+                _, old = self.cache.popitem(last=False)
+                self.nbytes -= old.nbytes
+        return arr
+
+
+def _each_video(bank: FeatureBank) -> Iterator[np.ndarray]:
+    """Every video's array once, in order, checked, collecting the valid rows on the way."""
+    for vid, length in zip(bank.video_ids, bank.lengths, strict=True):
+        arr = np.asarray(bank.features[vid])
+        if arr.shape != (length, bank.width):
+            raise ValueError(
+                f"{vid}: features have shape {arr.shape}, expected ({length}, {bank.width})"
+            )
+        if bank.valid_rows is not None:
+            bank.valid_rows.append(np.any(arr != 0, axis=1))
+        yield arr
+
+
+def _device_tensor(bank: FeatureBank) -> tuple[np.ndarray, torch.Tensor]:
+    """(N,) row offsets and one concatenated float32 tensor on the device, filled video by
+    video (the host never holds the whole subset)."""
+    offsets = np.concatenate(([0], np.cumsum(bank.lengths)[:-1]))
+    tensor = torch.empty(
+        (int(bank.lengths.sum()), bank.width), dtype=torch.float32, device=bank.device
+    )
+    for off, arr in zip(offsets, _each_video(bank), strict=True):
+        tensor[off : off + len(arr)] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    return offsets, tensor
+
+
+def _mode(
+    nbytes: int,
+    device: torch.device,
+    on_device: bool | None,
+    lazy: bool,
+    memory_budget_gb: float | None,
+) -> str:
+    """The bank's mode: "device", "store" (a lazy view over the host budget) or "host"."""
+    if on_device is None:
+        on_device = device.type == "cuda" and nbytes < torch.cuda.mem_get_info(device)[0] / 2
+    over_budget = memory_budget_gb is not None and nbytes > memory_budget_gb * _GB
+    return "device" if on_device else ("store" if lazy and over_budget else "host")
 
 
 class FeatureBank:
@@ -62,92 +145,43 @@ class FeatureBank:
         self.device = device
         self.features = features
         self.video_ids = [str(v) for v in video_ids]
-        shapes = []
-        for vid in self.video_ids:
-            if vid not in features:
-                raise ValueError(f"{vid}: in the sampling plan but has no features")
-            shape = _shape(features, vid)
-            if len(shape) != 2 or shape[0] < 1:
-                raise ValueError(f"{vid}: features have shape {shape}, expected (T, 2D)")
-            shapes.append(shape)
-        widths = {s[1] for s in shapes}
-        if len(widths) != 1:
-            raise ValueError(f"train features have different widths {sorted(widths)}")
-        self.width = widths.pop()
-        self.lengths = np.array([s[0] for s in shapes])
+        self.width, self.lengths = _train_shapes(features, self.video_ids)
         self.nbytes = int(self.lengths.sum()) * self.width * 4
         lazy = hasattr(features, "shape_of")
-        if on_device is None:
-            on_device = (
-                device.type == "cuda" and self.nbytes < torch.cuda.mem_get_info(device)[0] / 2
-            )
-        over_budget = memory_budget_gb is not None and self.nbytes > memory_budget_gb * _GB
-        self.mode = "device" if on_device else ("store" if lazy and over_budget else "host")
+        self.mode = _mode(self.nbytes, device, on_device, lazy, memory_budget_gb)
         self.arrays: list[np.ndarray] | None = None
         self.bank: torch.Tensor | None = None
         self.valid_rows: list[np.ndarray] | None = [] if need_valid_rows else None
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_bytes = 0
-        self._cache_limit = int(
-            (cache_gb if cache_gb is not None else (memory_budget_gb or 0) / 2) * _GB
-        )
-        self.reads = 0  # videos read from the store (mode "store"), for measurements
+        cache = cache_gb if cache_gb is not None else (memory_budget_gb or 0) / 2
+        self._store = _StoreReader(features, self.video_ids, int(cache * _GB))
         if self.mode == "device":
-            self.offsets = np.concatenate(([0], np.cumsum(self.lengths)[:-1]))
-            self.bank = torch.empty(
-                (int(self.lengths.sum()), self.width), dtype=torch.float32, device=device
-            )
-            for off, arr in zip(self.offsets, self._each(), strict=True):
-                self.bank[off : off + len(arr)] = torch.from_numpy(
-                    np.ascontiguousarray(arr, dtype=np.float32)
-                )
+            self.offsets, self.bank = _device_tensor(self)
         elif self.mode == "host":
-            self.arrays = list(self._each())
+            self.arrays = list(_each_video(self))
         else:
-            for _ in self._each():  # one pass for the valid rows only
+            for _ in _each_video(self):  # one pass for the valid rows only
                 pass
             logger.info(
                 "train features (%.2f GB) exceed training.feature_memory_gb=%s: read per batch "
                 "from the feature store, %.2f GB video cache",
                 self.nbytes / _GB,
                 memory_budget_gb,
-                self._cache_limit / _GB,
+                self._store.limit / _GB,
             )
         # Host batches for CUDA are assembled in pinned memory and copied without waiting. Each
         # batch gets its own buffer: the step does not wait for the GPU, so a reused buffer
         # could be overwritten before its copy ran; the caching host allocator hands a block
         # out again only after its copy has completed.
-        self.pin = device.type == "cuda" and not on_device
+        self.pin = device.type == "cuda" and self.mode != "device"
 
-    def _each(self):
-        """Every video's array once, in order, collecting the valid rows on the way."""
-        for vid, length in zip(self.video_ids, self.lengths, strict=True):
-            arr = np.asarray(self.features[vid])
-            if arr.shape != (length, self.width):
-                raise ValueError(
-                    f"{vid}: features have shape {arr.shape}, expected ({length}, {self.width})"
-                )
-            if self.valid_rows is not None:
-                self.valid_rows.append(np.any(arr != 0, axis=1))
-            yield arr
+    @property
+    def reads(self) -> int:
+        """Videos read from the store (mode "store"), for measurements."""
+        return self._store.reads
 
     def _video(self, v: int) -> np.ndarray:
         """Video number `v`'s (T, 2D) array: in memory, or from the store through the cache."""
-        if self.arrays is not None:
-            return self.arrays[v]
-        arr = self._cache.get(v)
-        if arr is not None:
-            self._cache.move_to_end(v)
-            return arr
-        arr = np.asarray(self.features[self.video_ids[v]], dtype=np.float32)
-        self.reads += 1
-        if arr.nbytes <= self._cache_limit:
-            self._cache[v] = arr
-            self._cache_bytes += arr.nbytes
-            while self._cache_bytes > self._cache_limit:
-                _, old = self._cache.popitem(last=False)
-                self._cache_bytes -= old.nbytes
-        return arr
+        return self.arrays[v] if self.arrays is not None else self._store(v)
 
     def valid_length(self, videos: np.ndarray, idx: np.ndarray) -> int:
         """Largest number of sampled snippets with any non-zero value (reference seq_len)."""

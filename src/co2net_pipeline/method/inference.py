@@ -7,23 +7,63 @@ CCM's temporal means and every temporal convolution blind to the padding.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from co2net_pipeline.common.config import dataclass_from_dict
 from co2net_pipeline.method.model.co2net import ModelOutputs
+from co2net_pipeline.method.proposals import ProposalParams, localize_videos
 
 logger = logging.getLogger(__name__)
 
 VideoOutputs = dict[str, np.ndarray]
-BATCHING = ("padded", "equal_length", "none")
+Batching = Literal["padded", "equal_length", "none"]
+BATCHING: tuple[str, ...] = get_args(Batching)
+
+
+@dataclass
+class InferenceConfig:
+    """How whole videos are forwarded: the single list of the `inference` parameters, their
+    types and defaults (`params.schema` derives the checked group; conf/base prints them).
+
+    device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    batching: "padded" (videos of similar length share a padded pass, equal to one video at a
+        time up to float rounding), "equal_length" (bit-identical to one video at a time) or
+        "none" (one video per pass, the reference's test loop); see `run_inference`.
+    bf16: bfloat16 autocast of the forward passes.
+    cpu_threads: torch intra-op threads during inference (None = torch's default); the small
+        synthetic model is fastest on one.
+    """
+
+    device: str = "auto"
+    batching: Batching = "padded"
+    bf16: bool = False
+    cpu_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHING:
+            raise ValueError(
+                f"InferenceConfig.batching={self.batching!r}: expected one of {BATCHING}"
+            )
+        if self.cpu_threads is not None and int(self.cpu_threads) < 1:
+            raise ValueError(f"InferenceConfig.cpu_threads must be >= 1, got {self.cpu_threads}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> InferenceConfig:
+        """Build from a dictionary of `InferenceConfig` fields; unknown keys are an error."""
+        return dataclass_from_dict(cls, values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def _to_numpy(out: ModelOutputs, row: int, length: int) -> VideoOutputs:
@@ -34,6 +74,14 @@ def _to_numpy(out: ModelOutputs, row: int, length: int) -> VideoOutputs:
         "v_atn": out.v_atn[row, :length, 0].numpy(),
         "f_atn": out.f_atn[row, :length, 0].numpy(),
     }
+
+
+def _empty_outputs(model: nn.Module) -> VideoOutputs:
+    """The outputs of a video with no snippets: cas (0, C+1), attentions (0,)."""
+    columns = getattr(getattr(model, "cfg", None), "n_classes", 0) + 1
+    empty = np.zeros(0, np.float32)
+    cas = np.zeros((0, columns), np.float32)
+    return {"cas": cas, "attention": empty, "v_atn": empty.copy(), "f_atn": empty.copy()}
 
 
 def _identical(a: VideoOutputs, b: VideoOutputs) -> bool:
@@ -107,10 +155,14 @@ def run_inference(
     lengths: dict[str, int] = {}
     # A store view (`FeatureStore.view`) knows shapes from its index: no read just for them.
     shape_of = getattr(features, "shape_of", None)
+    results: dict[str, VideoOutputs] = {}
     for vid in features:
         shape = tuple(shape_of(vid)) if shape_of is not None else np.shape(features[vid])
-        if len(shape) != 2 or shape[0] < 1 or (d2 is not None and shape[1] != d2):
-            raise ValueError(f"{vid}: features have shape {shape}, expected (T >= 1, {d2 or '2D'})")
+        if len(shape) == 2 and shape[0] == 0:  # no snippets: empty outputs, no forward pass
+            results[vid] = _empty_outputs(model)
+            continue
+        if len(shape) != 2 or (d2 is not None and shape[1] != d2):
+            raise ValueError(f"{vid}: features have shape {shape}, expected (T, {d2 or '2D'})")
         lengths[vid] = int(shape[0])
 
     def forward(chunk: list[str], padded_to: int | None = None) -> dict[str, VideoOutputs]:
@@ -126,7 +178,6 @@ def run_inference(
         out = ModelOutputs(*(t.float().cpu() for t in out))  # one transfer per pass
         return {v: _to_numpy(out, row, lengths[v]) for row, v in enumerate(chunk)}
 
-    results: dict[str, VideoOutputs] = {}
     try:
         # One autocast region for all videos: its cache casts each weight to bf16 once.
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16)
@@ -169,7 +220,10 @@ def load_model(trained_model: Mapping[str, Any]) -> nn.Module:
     """The CO2-Net of a `trained_model` artifact ({"model_config", "state_dict", ...}), in eval mode."""
     from co2net_pipeline.method.model import ModelConfig, build_model
 
-    model = build_model(ModelConfig.from_dict(trained_model["model_config"]))
+    config = dict(trained_model["model_config"])
+    if "pool_seqlen" in config:  # a model trained before the kernel followed max_seqlen
+        config["max_seqlen"] = config.pop("pool_seqlen")
+    model = build_model(ModelConfig.from_dict(config))
     model.load_state_dict(trained_model["state_dict"])
     return model.eval()
 
@@ -177,16 +231,15 @@ def load_model(trained_model: Mapping[str, Any]) -> nn.Module:
 def infer_videos(
     trained_model: Mapping[str, Any],
     features: Mapping[str, np.ndarray],
-    params: Mapping[str, Any],
+    settings: InferenceConfig | None = None,
 ) -> dict[str, VideoOutputs]:
-    """`run_inference` of a `trained_model` artifact with the `inference` parameters
-    (`device`, `batching`, `bf16`, `cpu_threads`); features: video_id -> (T, 2D)."""
+    """`run_inference` of a `trained_model` artifact with the `inference` settings (default
+    `InferenceConfig()`); features: video_id -> (T, 2D)."""
     from co2net_pipeline.method.training import (
         select_device,  # training imports the model; no cycle
     )
-    from co2net_pipeline.params.schema import parse_group
 
-    settings = parse_group("inference", params)
+    settings = settings or InferenceConfig()
     model = load_model(trained_model)
     device = select_device(settings.device)
     previous = torch.get_num_threads()
@@ -205,109 +258,14 @@ def infer_videos(
         torch.set_num_threads(previous)
 
 
-# --------------------------------------------------------------------------------------------
-# New videos: the logged detector's input table
-#
-# Input of `mlflow.pyfunc.load_model(uri).predict(frame)`: one row per snippet, columns
-# `video_id`, `snippet` (0..T-1 within each video) and the 2D feature channels `rgb_0 ..
-# rgb_{D-1}, flow_0 .. flow_{D-1}` (the W-TALC JOINT layout: RGB first). Output: the detections
-# DataFrame of the proposals pipeline (video_id, label, class_idx, score, t_start, t_end in
-# snippets, t_start_s, t_end_s in seconds).
-
-INDEX_COLUMNS = ["video_id", "snippet"]
-
-
-def feature_columns(feature_dim: int) -> list[str]:
-    """The 2D channel columns: rgb_0 .. rgb_{D-1}, flow_0 .. flow_{D-1}."""
-    return [f"rgb_{i}" for i in range(feature_dim)] + [f"flow_{i}" for i in range(feature_dim)]
-
-
-def features_to_frame(features: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """{video_id: (T, 2D) features} → the model's input DataFrame (one row per snippet).
-
-    Channels are float64: the logged signature is inferred from this frame, and MLflow's schema
-    check accepts float32 input for a float64 column but not the reverse.
-    """
-    widths = {np.asarray(f).shape[1] for f in features.values()}
-    if len(widths) != 1 or next(iter(widths)) % 2:
-        raise ValueError(
-            f"features must all have the same even number of columns (2D), got {sorted(widths)}"
-        )
-    columns = feature_columns(widths.pop() // 2)
-    parts = []
-    for vid, feat in features.items():  # loop over videos
-        feat = np.asarray(feat, dtype=np.float64)
-        part = pd.DataFrame(feat, columns=columns)
-        part.insert(0, "snippet", np.arange(len(feat), dtype=np.int64))
-        part.insert(0, "video_id", str(vid))
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
-def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The model's input DataFrame → {video_id: float32 (T, 2D)}, videos in order of appearance."""
-    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
-    channels = [c for c in frame.columns if c not in INDEX_COLUMNS]
-    if missing:
-        raise ValueError(f"new video features lack the columns {missing}")
-    problem = _channel_problem([str(c) for c in channels])
-    if problem:
-        raise ValueError(f"new video features: {problem}")
-    out: dict[str, np.ndarray] = {}
-    for vid, rows in frame.groupby("video_id", sort=False):  # loop over videos
-        rows = rows.sort_values("snippet")
-        if not np.array_equal(rows["snippet"].to_numpy(), np.arange(len(rows))):
-            raise ValueError(
-                f"{vid}: snippet column must be 0..{len(rows) - 1} without gaps or repeats"
-            )
-        values = rows[channels].to_numpy(dtype=np.float32)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            kind = "NaN" if np.isnan(values[row, col]) else "inf"
-            raise ValueError(
-                f"new video features: video {vid}: {kind} in column {channels[col]} at snippet "
-                f"{row} ({int(bad.any(axis=1).sum())} snippet(s) affected)"
-            )
-        out[str(vid)] = values
-    return out
-
-
-def _channel_problem(channels: list[str]) -> str | None:
-    """What is wrong with the channel columns (None: rgb_0..rgb_{D-1}, flow_0..flow_{D-1} in
-    order), in a few words: the missing and unexpected names, at most 5 of each."""
-    indices = [int(m.group(2)) for c in channels if (m := re.fullmatch(r"(rgb|flow)_(\d+)", c))]
-    dim = max(max(indices, default=-1) + 1, len(channels) // 2)
-    expected = feature_columns(dim)
-    if channels == expected and dim > 0:
-        return None
-
-    def some(names: list[str]) -> str:
-        shown = ", ".join(names[:5])
-        return shown + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
-
-    present = set(channels)
-    absent = [c for c in expected if c not in present]
-    extra = [c for c in channels if c not in set(expected)]
-    parts = [f"missing columns {some(absent)}"] if absent else []
-    parts += [f"unexpected columns {some(extra)}"] if extra else []
-    if not parts:
-        parts = ["channel columns out of order"] if dim else ["no channel columns"]
-    return "; ".join(parts) + " (expected video_id, snippet, rgb_0..rgb_{D-1}, flow_0..flow_{D-1})"
-
-
 def detect_videos(
     trained_model: Mapping[str, Any],
     features: Mapping[str, np.ndarray],
-    inference_params: Mapping[str, Any],
-    proposal_params: Mapping[str, Any],
+    settings: InferenceConfig,
+    proposals: ProposalParams,
 ) -> pd.DataFrame:
     """Detections of new videos (features: video_id -> (T, 2D)): `infer_videos`, then the
-    proposals of `localization.localize_videos` (no ambiguous intervals are known for them)."""
-    from co2net_pipeline.method.proposals import ProposalParams, localize_videos
-
-    outputs = infer_videos(trained_model, features, inference_params)
+    proposals of `proposals.localize_videos` (no ambiguous intervals are known for them)."""
+    outputs = infer_videos(trained_model, features, settings)
     cas = {vid: (o["cas"], o["attention"]) for vid, o in outputs.items()}
-    return localize_videos(
-        cas, list(trained_model["classlist"]), ProposalParams.from_dict(proposal_params)
-    )
+    return localize_videos(cas, list(trained_model["classlist"]), proposals)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +19,15 @@ from co2net_pipeline.common.config import dataclass_from_dict
 from co2net_pipeline.method.model.co2net import ModelOutputs
 
 TERMS = ("mil_raw", "mil_supp", "co_activity", "mutual", "norm", "opposite")
-MUTUAL_METRICS = ("mse", "mae", "kl", "js")
+MutualMetric = Literal["mse", "mae", "kl", "js"]
+MUTUAL_METRICS: tuple[str, ...] = get_args(MutualMetric)
 
 
 @dataclass
 class LossConfig:
     """Loss weights and options; defaults are the reference THUMOS14 criterion (spec §3.7).
+    The single list of the `loss` parameters (`params.schema` derives the checked group,
+    where the six weights sit under `loss.weights` and n_similar is `training.n_similar`).
 
     A term whose weight is 0 is switched off: it is not computed and not reported.
 
@@ -56,7 +59,7 @@ class LossConfig:
     mutual: float = 1.0
     norm: float = 0.8
     opposite: float = 0.8
-    mutual_metric: str = "mse"
+    mutual_metric: MutualMetric = "mse"
     mutual_stop_grad: bool = True
     n_similar: int = 3
     co_activity_margin: float = 0.5

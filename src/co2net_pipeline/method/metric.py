@@ -50,7 +50,9 @@ class DetectionResult:
 
     tiou: thresholds; map: threshold → mAP; per_class_ap: DataFrame (index class name, columns
     thresholds); average: "first:last" → mean mAP over the thresholds from the first up to
-    `last`; n_predictions / n_ground_truth: rows given / GT instances.
+    `last`; n_predictions / n_ground_truth: rows given / GT instances. classification_map: the
+    videos' weak-label classification mAP when the scorer computed it (`selection.
+    classification_map`; the original prints it at each test point), else None.
     """
 
     tiou: list[float]
@@ -60,6 +62,7 @@ class DetectionResult:
     n_predictions: int
     n_ground_truth: int
     warnings: dict[str, int] = field(default_factory=dict)
+    classification_map: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

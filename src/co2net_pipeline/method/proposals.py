@@ -106,8 +106,6 @@ def _check_video(
         raise ValueError(
             f"{video}: attention must be (T,) = ({cas.shape[0]},), got shape {attention.shape}"
         )
-    if cas.shape[0] == 0:
-        raise ValueError(f"{video}: empty sequence (T = 0)")
     if not (np.isfinite(cas).all() and np.isfinite(attention).all()):
         raise ValueError(f"{video}: cas/attention contain NaN or infinite values")
     return cas, attention
@@ -126,6 +124,8 @@ def video_scores(cas: np.ndarray, attention: np.ndarray, topk_divisor: int = 10)
 
 def _video_scores(weighted_cas: np.ndarray, topk_divisor: int) -> np.ndarray:
     t = weighted_cas.shape[0]
+    if t == 0:  # a video with no snippets: no evidence, uniform over the C+1 columns
+        return np.full(weighted_cas.shape[1] - 1, 1.0 / weighted_cas.shape[1])
     k = max(1, t // int(topk_divisor))
     top = -np.partition(-weighted_cas, k - 1, axis=0)[:k] if k < t else weighted_cas
     logits = top.mean(axis=0)
@@ -342,7 +342,7 @@ class _Candidates:
 def _video_candidates(
     cas: np.ndarray, attention: np.ndarray, params: ProposalParams
 ) -> _Candidates:
-    """Steps 2-5 for one video: cas (T, C+1), attention (T,)."""
+    """Steps 2-5 for one video: cas (T, C+1), attention (T,); T = 0 gives no candidates."""
     weighted = cas * attention[:, None]
     scores = _video_scores(weighted, params.topk_divisor)
     classes = selected_classes(scores, params.class_threshold)

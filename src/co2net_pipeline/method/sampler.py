@@ -14,6 +14,7 @@ import pandas as pd
 
 PLAN_COLUMNS = ("iteration", "slot", "video_id", "snippet_seed")
 SAMPLINGS = ("random", "uniform")
+POOLS = ("thumos14", "activitynet12")
 # Plans are drawn in blocks of this many iterations, block b from the stream (seed, b), so a
 # plan is a prefix of any longer plan with the same seed (a run can be extended and resumed).
 _PLAN_BLOCK = 1024
@@ -108,6 +109,81 @@ def class_video_index(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels[:, c] > 0) for c in range(labels.shape[1])]
 
 
+def batch_pools(
+    labels: np.ndarray,
+    fill: Sequence[bool] | np.ndarray | None = None,
+    pairs: Sequence[bool] | np.ndarray | None = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per class, the rows of its pair pool, and the rows of the fill pool.
+
+    labels: (N, C) multi-hot of every video a pool may hold, in annotation order; fill, pairs:
+    (N,) masks of the fill pool (the train list) and of the videos the class-pair pools draw
+    from; None = every video (THUMOS14's `SampleDataset`: both are the train list). The
+    original's ActivityNet class (`AntSampleDataset`) builds its pair pools from every training
+    video before it drops those of <= 10 snippets, leaving out all-zero videos, while its fill
+    pool is the filtered list (`pair_pool_videos`).
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    fill_mask = np.ones(n, bool) if fill is None else np.asarray(fill, dtype=bool)
+    pair_mask = np.ones(n, bool) if pairs is None else np.asarray(pairs, dtype=bool)
+    if fill_mask.shape != (n,) or pair_mask.shape != (n,):
+        raise ValueError(f"fill and pairs must be ({n},) masks over the {n} videos")
+    members = [m[pair_mask[m]] for m in class_video_index(labels)]
+    return members, np.flatnonzero(fill_mask)
+
+
+def pair_pool_videos(
+    videos: pd.DataFrame, train_ids: Sequence[str], train_subset: str, pools: str = "thumos14"
+) -> list[str]:
+    """The videos the class-pair pools draw from, in table (annotation) order.
+
+    videos: the ingested table (video_id, subset, n_snippets, all_zero); train_ids: the train
+    list (the fill pool). pools: which original dataset class to follow:
+    "thumos14" (`SampleDataset`): the train list itself.
+    "activitynet12" (`AntSampleDataset`): every video of `train_subset` that is not held out,
+    including those of <= 10 snippets the train list drops (the original builds its pools
+    before filtering), except videos with no snippets or all-zero features (the original
+    skips features that sum to 0).
+    """
+    if pools not in POOLS:
+        raise ValueError(f"snippet_sampling.pools={pools!r}: expected one of {POOLS}")
+    if pools == "thumos14":
+        return [str(v) for v in train_ids]
+    table = videos[videos["subset"] == train_subset]
+    unusable = table["video_id"][~table["usable"]] if "usable" in table else []
+    held_out = set(table["video_id"]) - set(train_ids) - set(unusable)
+    keep = (table["n_snippets"] > 0) & ~table["video_id"].isin(held_out)
+    if "all_zero" in table:
+        keep &= ~table["all_zero"].astype(bool)
+    return table.loc[keep, "video_id"].astype(str).tolist()
+
+
+def split_pools(
+    videos: pd.DataFrame, data_split: Mapping[str, Sequence[str]]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The videos batches draw from (the train list and the pair pools' videos) in table order,
+    with the fill (train list) and pair-pool masks over them. A split without "pairs" (written
+    before pools were recorded) pairs the train list."""
+    train = set(data_split["train"])
+    pairs = set(data_split.get("pairs", data_split["train"]))
+    ids = videos["video_id"].astype(str)
+    ids = ids[ids.isin(train | pairs)]
+    return ids.tolist(), ids.isin(train).to_numpy(), ids.isin(pairs).to_numpy()
+
+
+def _check_batch(n_videos: int, labels: np.ndarray, batch_size: int, n_similar: int) -> None:
+    if labels.ndim != 2 or labels.shape[0] != n_videos:
+        raise ValueError(
+            f"labels must be (N, C) with N = {n_videos} videos, got shape {labels.shape}"
+        )
+    if batch_size < 2 * n_similar:
+        raise ValueError(
+            f"batch_size={batch_size} cannot hold n_similar={n_similar} pairs "
+            f"({2 * n_similar} slots)"
+        )
+
+
 def make_sampling_plan(
     video_ids: Sequence[str],
     labels: np.ndarray,
@@ -115,6 +191,9 @@ def make_sampling_plan(
     batch_size: int = 10,
     n_similar: int = 3,
     seed: int = 3552,
+    *,
+    fill: Sequence[bool] | np.ndarray | None = None,
+    pairs: Sequence[bool] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The per-iteration batch composition of a training run (reference `load_data`).
 
@@ -128,28 +207,22 @@ def make_sampling_plan(
     uniformly among the eligible classes. The reference draws with NumPy's legacy global
     RNG; here seeded `np.random.Generator` streams are used, so the distribution is the same
     but the exact batches differ. A plan is a prefix of any longer plan with the same
-    arguments (so a finished run can be extended and resumed).
+    arguments (so a finished run can be extended and resumed). fill, pairs: which of the
+    videos the fill and the pair pools hold (`batch_pools`; None = all).
 
     Returns a DataFrame with columns iteration, slot (int64), video_id (str) and
     snippet_seed (int64, seeds the snippet draw of that row), sorted by iteration and slot.
     """
     video_ids = [str(v) for v in video_ids]
     labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.shape[0] != len(video_ids):
-        raise ValueError(
-            f"labels must be (N, C) with N = {len(video_ids)} videos, got shape {labels.shape}"
-        )
+    _check_batch(len(video_ids), labels, batch_size, n_similar)
     if n_iterations < 0:
         raise ValueError(f"n_iterations must be >= 0, got {n_iterations}")
-    if batch_size < 2 * n_similar:
-        raise ValueError(
-            f"batch_size={batch_size} cannot hold n_similar={n_similar} pairs "
-            f"({2 * n_similar} slots)"
-        )
-    if not video_ids:
+    pools, fill_rows = batch_pools(labels, fill, pairs)
+    if not fill_rows.size:
         raise ValueError("make_sampling_plan: no train videos")
     n_fill = batch_size - 2 * n_similar
-    members = [m for m in class_video_index(labels) if len(m) >= 2]
+    members = [m for m in pools if len(m) >= 2]
     if n_similar > 0 and not members:
         raise ValueError("make_sampling_plan: no class has 2 or more train videos")
     sizes = np.array([len(m) for m in members], dtype=np.int64)
@@ -170,7 +243,9 @@ def make_sampling_plan(
             second = second + (second >= first)
             rows[part, 0 : 2 * n_similar : 2] = flat[offsets[cls] + first]
             rows[part, 1 : 2 * n_similar : 2] = flat[offsets[cls] + second]
-        rows[part, 2 * n_similar :] = rng.integers(0, len(video_ids), size=(_PLAN_BLOCK, n_fill))
+        rows[part, 2 * n_similar :] = fill_rows[
+            rng.integers(0, len(fill_rows), size=(_PLAN_BLOCK, n_fill))
+        ]
         seeds[part] = rng.integers(
             0, np.iinfo(np.int64).max, size=(_PLAN_BLOCK, batch_size), dtype=np.int64
         )
@@ -249,21 +324,18 @@ RNG_STREAMS = ("plan", "original")
 
 
 class ReferenceBatchStream:
-    """The reference's own batch stream (`SampleDataset.load_data` + `random_perturb`), replayed
-    draw for draw from NumPy's legacy generator seeded as the reference's `setup_seed` does.
+    """The reference's own batch stream (`load_data` + `random_perturb`), replayed draw for
+    draw from NumPy's legacy generator seeded as the reference's `setup_seed` does.
 
-    labels: (N, C) multi-hot of the N train videos in annotation order (the reference's
-    `trainidx`); lengths: (N,) their snippet counts; video_ids: their names (for plans). Each `next_batch()` draws, in the
-    reference's order: `choice(C, n_similar)` pair classes (with replacement; every class,
-    also those with fewer than 2 videos, as the reference does), for each `choice(n_c, 2,
-    replace=False)` of that class's videos, `choice(N, B - 2 n_similar)` fill videos, then for
-    each of the B videos its `random_perturb` snippet draws. The reference makes one
-    `np.random.choice(range(lo, hi + 1))` call per drawn snippet; `randint(0, sizes)` with an
-    array of sizes consumes the legacy stream identically (one masked 32-bit draw sequence per
-    element, in order), so a batch costs one call per video.
-
-    Unlike the default plan (`make_sampling_plan`), the stream is sequential: batch k exists
-    only after batches 0..k-1 were drawn (`skip` replays them for a resumed run).
+    labels: (N, C) multi-hot of the N videos the pools hold, in annotation order; lengths:
+    (N,) their snippet counts; video_ids: their names (for plans); fill, pairs: the fill and
+    pair pools (`batch_pools`; None = all N, THUMOS14's class). Each `next_batch()` draws, in
+    the reference's order: `choice(C, n_similar)` pair classes (with replacement, every class),
+    for each `choice(n_c, 2, replace=False)` of its pool (which shuffles the whole pool, so the
+    stream depends on each pool's size), `choice(n_fill, B - 2 n_similar)` fill videos, then
+    each video's `random_perturb`. `randint(0, sizes)` with an array of sizes consumes the
+    legacy stream as the reference's one `choice(range(lo, hi + 1))` per snippet does, so a
+    video costs one call. The stream is sequential: `skip` replays batches for a resumed run.
     """
 
     def __init__(
@@ -275,45 +347,37 @@ class ReferenceBatchStream:
         n_similar: int = 3,
         max_seqlen: int = 500,
         video_ids: Sequence[str] | None = None,
+        *,
+        fill: Sequence[bool] | np.ndarray | None = None,
+        pairs: Sequence[bool] | np.ndarray | None = None,
     ) -> None:
-        labels = np.asarray(labels)
         self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.video_ids = np.asarray(
-            [str(v) for v in video_ids] if video_ids is not None else range(len(self.lengths)),
-            dtype=object,
-        )
-        if labels.ndim != 2 or labels.shape[0] != len(self.lengths):
-            raise ValueError(
-                f"labels must be (N, C) with N = {len(self.lengths)} videos, got {labels.shape}"
-            )
-        if batch_size < 2 * n_similar:
-            raise ValueError(
-                f"batch_size={batch_size} cannot hold n_similar={n_similar} pairs "
-                f"({2 * n_similar} slots)"
-            )
-        if len(self.lengths) == 0 or int(self.lengths.min()) < 1:
+        ids = range(len(self.lengths)) if video_ids is None else video_ids
+        self.video_ids = np.asarray([str(v) for v in ids], dtype=object)
+        _check_batch(len(self.lengths), np.asarray(labels), batch_size, n_similar)
+        self.members, self.fill = batch_pools(labels, fill, pairs)
+        drawn = np.concatenate([self.fill, *self.members]).astype(np.int64)
+        if not self.fill.size or int(self.lengths[drawn].min()) < 1:
             raise ValueError("ReferenceBatchStream: needs train videos of length >= 1")
-        self.members = class_video_index(labels)
-        if n_similar > 0:
-            thin = [c for c, m in enumerate(self.members) if len(m) < 2]
-            if thin:
-                # The reference would crash on drawing such a class (choice of 2 out of < 2).
-                raise ValueError(
-                    f"snippet_sampling.rng='original' needs >= 2 train videos in every class; "
-                    f"classes {thin} have fewer (use rng='plan')"
-                )
+        thin = [c for c, m in enumerate(self.members) if len(m) < 2]
+        if n_similar > 0 and thin:
+            # The reference would crash on drawing such a class (choice of 2 out of < 2).
+            raise ValueError(
+                f"snippet_sampling.rng='original' needs >= 2 train videos in every class; "
+                f"classes {thin} have fewer (use rng='plan')"
+            )
         self.batch_size, self.n_similar, self.max_seqlen = batch_size, n_similar, max_seqlen
         self.random = np.random.RandomState(int(seed) % 2**32)
         self.drawn = 0
 
     def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train-video rows (B,) and snippet indices (B, max_seqlen) of the next iteration."""
+        """Rows (B,) into the N videos and snippet indices (B, max_seqlen) of the next batch."""
         rows: list[int] = []
         for c in self.random.choice(len(self.members), size=self.n_similar):
             pair = self.random.choice(len(self.members[c]), size=2, replace=False)
             rows.extend(int(self.members[c][k]) for k in pair)
-        fill = self.random.choice(len(self.lengths), size=self.batch_size - 2 * self.n_similar)
-        rows.extend(int(r) for r in fill)
+        fill = self.random.choice(len(self.fill), size=self.batch_size - 2 * self.n_similar)
+        rows.extend(int(self.fill[r]) for r in fill)
         snippets = np.stack([self._perturb(int(self.lengths[r])) for r in rows])
         self.drawn += 1
         return np.asarray(rows, dtype=np.int64), snippets
@@ -342,12 +406,15 @@ def reference_sampling_plan(
     n_similar: int = 3,
     seed: int = 3552,
     max_seqlen: int = 500,
+    *,
+    fill: Sequence[bool] | np.ndarray | None = None,
+    pairs: Sequence[bool] | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The plan of `ReferenceBatchStream` (`snippet_sampling.rng: original`): the same columns
     as `make_sampling_plan`, with `snippet_seed` = -1 (the snippets come from the stream, which
     training replays from the same seed)."""
     stream = ReferenceBatchStream(
-        labels, lengths, seed, batch_size, n_similar, max_seqlen, video_ids=video_ids
+        labels, lengths, seed, batch_size, n_similar, max_seqlen, video_ids, fill=fill, pairs=pairs
     )
     rows = np.stack([stream.next_batch()[0] for _ in range(n_iterations)]).reshape(-1)
     return pd.DataFrame(

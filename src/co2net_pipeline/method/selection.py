@@ -27,7 +27,36 @@ def detection_metric_values(result: DetectionResult) -> dict[str, float]:
     (fractions), the names `detection_metrics.*`, `test_curve.*` and `best_on_test.*` share."""
     values = {f"map_{t:g}": float(v) for t, v in result.map.items()}
     values.update({f"avg_{k.replace(':', '-')}": float(v) for k, v in result.average.items()})
+    if result.classification_map is not None:
+        values["classification_map"] = float(result.classification_map)
     return values
+
+
+def classification_map(
+    cas: Sequence[np.ndarray], labels: np.ndarray, topk_divisor: int | None = None
+) -> float:
+    """Video-level classification mAP as the original's test loop logs it (spec §5, §7.14).
+
+    cas: per video (T, C+1) raw CAS logits; labels: (N, C) multi-hot. A video's score is the
+    softmax over C+1 of the mean of its top-k CAS values over time. topk_divisor: None is the
+    original's k = ceil(len(features) / 8) taken after the batch dimension was added, i.e.
+    k = 1 (max over time; a bug, T / 8 was meant); an integer d gives k = ceil(T / d). mAP is
+    the mean over classes of sklearn's average precision, as a fraction, over the classes with
+    at least one positive video (the original's mean turns NaN when a class has none).
+    """
+    scores = []
+    for logits in cas:  # loop over videos
+        logits = np.asarray(logits, dtype=np.float64)
+        k = 1 if topk_divisor is None else max(1, -(-logits.shape[0] // int(topk_divisor)))
+        top = np.sort(logits, axis=0)[-k:].mean(axis=0)
+        probs = np.exp(top - top.max())
+        scores.append(probs / probs.sum())
+    labels = np.asarray(labels)
+    scores_c = np.asarray(scores).reshape(len(scores), -1)[:, : labels.shape[1]]
+    present = np.flatnonzero(labels.sum(axis=0) > 0)
+    if not present.size:
+        return float("nan")
+    return float(np.mean([average_precision_score(labels[:, c], scores_c[:, c]) for c in present]))
 
 
 def heldout_classification_map(
@@ -56,7 +85,9 @@ class DetectionScorer:
 
     features: video_id -> (T, 2D) snippet features; classlist: C names; ground_truth: the
     evaluator's table (video_id, t_start, t_end, label in snippets); ambiguous: intervals for
-    the THUMOS14 filter (used when `proposals.ambiguous_filter`); tiou: thresholds.
+    the THUMOS14 filter (used when `proposals.ambiguous_filter`); tiou: thresholds;
+    video_labels: (N, C) multi-hot of the videos in `features` order: when given, the result
+    also carries their classification mAP (`classification_map`).
     """
 
     features: Mapping[str, np.ndarray]
@@ -66,6 +97,7 @@ class DetectionScorer:
     tiou: Sequence[float]
     ambiguous: pd.DataFrame | None = None
     device: torch.device | str = "cpu"
+    video_labels: np.ndarray | None = None
 
     def __call__(self, model: nn.Module) -> DetectionResult:
         """Inference → proposals → mAP of `model` (in whatever mode the caller set)."""
@@ -76,25 +108,34 @@ class DetectionScorer:
             self.proposals,
             self.ambiguous if self.proposals.ambiguous_filter else None,
         )
-        return evaluate_detections(
+        result = evaluate_detections(
             detections[["video_id", "t_start", "t_end", "label", "score"]],
             self.ground_truth,
             list(self.tiou),
         )
+        if self.video_labels is not None:
+            cas = [o["cas"] for o in outputs.values()]
+            result.classification_map = classification_map(cas, self.video_labels)
+        return result
 
 
 def best_on_test(curve: pd.DataFrame, average_key: str) -> dict[str, float]:
-    """The test-curve row with the highest `avg_<average_key>` (first one on ties, as the
-    reference's strict `>`): its metrics plus `iteration`. Empty when there is no curve.
+    """The test-curve row with the highest `avg_<average_key>` among the original's test
+    points (first one on ties, as the reference's strict `>`): its metrics plus `iteration`.
+    Empty when there is no such point.
 
     curve: one row per scored iteration, columns `iteration` and `detection_metric_values`'
-    names. This is the number papers in this line of work report: the best checkpoint chosen
-    on the test set itself, so it is optimistic.
+    names, and `reference_point` (1: an iteration the original scores, itr > 0 and itr %
+    interval == 0; 0: the extra final point, which the original never scores and which is
+    therefore never chosen). This is the number papers in this line of work report: the best
+    checkpoint chosen on the test set itself, so it is optimistic.
     """
     column = f"avg_{average_key.replace(':', '-')}"
+    if "reference_point" in curve:
+        curve = curve[curve["reference_point"] == 1].reset_index(drop=True)
     if curve.empty:
         return {}
     if column not in curve:
         raise ValueError(f"test curve has no {column!r} (columns: {list(curve.columns)})")
     row = curve.loc[curve[column].to_numpy().argmax()]
-    return {name: float(row[name]) for name in curve.columns}
+    return {name: float(row[name]) for name in curve.columns if name != "reference_point"}

@@ -4,6 +4,52 @@ All randomness of a run comes from two places: the sampling plan (video choice a
 row's `snippet_seed`, see `co2net_pipeline.method.sampler`) and the torch generator (initial
 weights, dropout), whose state is checkpointed. A resumed run on CPU therefore reaches
 bit-identical weights to an uninterrupted one.
+
+`TrainConfig` fields (defaults: conf/base's synthetic CPU run; the reference THUMOS14 run.sh
+has lr 5e-5, max_iter 5000, interval 200: conf/thumos14):
+    lr, weight_decay: Adam (betas 0.9/0.999, eps 1e-8) with coupled L2 weight decay and
+        constant lr, as the reference (ActivityNet: lr 3e-5, weight_decay 5e-4).
+    max_seqlen: snippets sampled per training video (THUMOS 500 (paper, run.sh since
+        2022-04) or 320 (older README/options); ActivityNet 60).
+    batch_size, n_similar: videos per batch and class-sharing pairs at its front.
+    max_iter: optimiser steps (run.sh 5000; README 20000; ActivityNet 22000).
+    interval: checkpoint and selection scoring after iteration `itr` (0-based) whenever
+        itr % interval == 0 and itr > 0, i.e. after 201, 401, ... steps (reference quirk).
+    seed: seeds Python, NumPy and torch before the model is built (reference 3552).
+    device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    bf16: bfloat16 autocast of the forward pass on CUDA or CPU (losses, gradients and
+        Adam state stay float32). Fast on GPUs and on CPUs with AMX / AVX512-BF16; on
+        other CPUs it is emulated and slower than float32 (a warning says so).
+    selection: "last" (final weights), "heldout" or "oracle_test" (best `selection_score`
+        at the scoring iterations; "oracle_test" is the reference protocol, which scores
+        on the test set, so its numbers are test-selected).
+    resume: continue from `checkpoint_dir/last.pt` when it exists.
+    deterministic: deterministic torch algorithms and cuDNN (reference sets
+        cudnn.deterministic); restored to the previous settings afterwards.
+    features_on_device: keep all train features on the device as one float32 tensor and
+        gather batches there (no host->device copy of batches). None (default): on GPUs
+        when the features take under half of the free device memory (THUMOS14's train
+        set: 0.54 GB), never on CPU.
+    feature_memory_gb: host memory the train features may take (None = no limit). Given
+        a lazy store view (`FeatureStore.view`) larger than this, batches are read from
+        the HDF5 store per iteration through a video cache (`feature_bank.FeatureBank`).
+    sampling: "random" (stratified random, reference) or "uniform".
+    closed_upper: reference sampler quirk (closed bin range), see
+        `sampling.stratified_snippet_indices`.
+    truncate_to_valid_length: reference quirk: each batch is cut to the largest number
+        of sampled snippets with any non-zero feature (all-zero snippet rows are treated
+        as padding); only changes anything when features contain all-zero rows.
+    score_final_iteration: also score the final weights (the reference never does: its
+        last scoring point is the last multiple of `interval` before max_iter).
+    fused_adam: use the fused Adam kernel on CUDA (same maths, fewer launches).
+    metrics_every: fetch the logged loss values from the device every n iterations
+        (0 = auto: every iteration on CPU, every 25 on GPUs, where waiting for each
+        step's values would stop the host from queueing the next step). Checkpoints,
+        scoring points and the final iteration always fetch; `on_metrics` then runs for
+        the buffered iterations in order. Results do not depend on it.
+    cpu_threads: torch intra-op threads during training (None = torch's default). Small
+        models train faster on 1 thread, and extra OpenMP threads stall badly when other
+        processes share the cores; restored afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +64,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -43,82 +89,39 @@ from co2net_pipeline.method.sampler import PLAN_COLUMNS, ReferenceBatchStream, b
 
 logger = logging.getLogger(__name__)
 
-SELECTIONS = ("last", "heldout", "oracle_test")
-# Keys of the `training` parameters group that configure the Kedro node, not the loop.
-NODE_KEYS = ("checkpoint_dir", "log_every", "progress")
+Selection = Literal["last", "heldout", "oracle_test"]
+Sampling = Literal["random", "uniform"]
+SELECTIONS: tuple[str, ...] = get_args(Selection)
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation and loop settings; defaults are the reference THUMOS14 run (run.sh).
+    """Optimisation and loop settings: the single list of the `training` parameters the loop
+    reads, their types and defaults (`params.schema` derives the checked group from it, adding
+    the training node's checkpoint_dir, log_every and progress; conf/base prints the defaults).
+    Each field is described in the module docstring."""
 
-    Attributes:
-        lr, weight_decay: Adam (betas 0.9/0.999, eps 1e-8) with coupled L2 weight decay and
-            constant lr, as the reference (ActivityNet: lr 3e-5, weight_decay 5e-4).
-        max_seqlen: snippets sampled per training video (THUMOS 500 (paper, run.sh since
-            2022-04) or 320 (older README/options); ActivityNet 60).
-        batch_size, n_similar: videos per batch and class-sharing pairs at its front.
-        max_iter: optimiser steps (run.sh 5000; README 20000; ActivityNet 22000).
-        interval: checkpoint and selection scoring after iteration `itr` (0-based) whenever
-            itr % interval == 0 and itr > 0, i.e. after 201, 401, ... steps (reference quirk).
-        seed: seeds Python, NumPy and torch before the model is built (reference 3552).
-        device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
-        bf16: bfloat16 autocast of the forward pass on CUDA or CPU (losses, gradients and
-            Adam state stay float32). Fast on GPUs and on CPUs with AMX / AVX512-BF16; on
-            other CPUs it is emulated and slower than float32 (a warning says so).
-        selection: "last" (final weights), "heldout" or "oracle_test" (best `selection_score`
-            at the scoring iterations; "oracle_test" is the reference protocol, which scores
-            on the test set, so its numbers are test-selected).
-        resume: continue from `checkpoint_dir/last.pt` when it exists.
-        deterministic: deterministic torch algorithms and cuDNN (reference sets
-            cudnn.deterministic); restored to the previous settings afterwards.
-        features_on_device: keep all train features on the device as one float32 tensor and
-            gather batches there (no host->device copy of batches). None (default): on GPUs
-            when the features take under half of the free device memory (THUMOS14's train
-            set: 0.54 GB), never on CPU.
-        feature_memory_gb: host memory the train features may take (None = no limit). Given
-            a lazy store view (`FeatureStore.view`) larger than this, batches are read from
-            the HDF5 store per iteration through a video cache (`feature_bank.FeatureBank`).
-        sampling: "random" (stratified random, reference) or "uniform".
-        closed_upper: reference sampler quirk (closed bin range), see
-            `sampling.stratified_snippet_indices`.
-        truncate_to_valid_length: reference quirk: each batch is cut to the largest number
-            of sampled snippets with any non-zero feature (all-zero snippet rows are treated
-            as padding); only changes anything when features contain all-zero rows.
-        score_final_iteration: also score the final weights (the reference never does: its
-            last scoring point is the last multiple of `interval` before max_iter).
-        fused_adam: use the fused Adam kernel on CUDA (same maths, fewer launches).
-        metrics_every: fetch the logged loss values from the device every n iterations
-            (0 = auto: every iteration on CPU, every 25 on GPUs, where waiting for each
-            step's values would stop the host from queueing the next step). Checkpoints,
-            scoring points and the final iteration always fetch; `on_metrics` then runs for
-            the buffered iterations in order. Results do not depend on it.
-        cpu_threads: torch intra-op threads during training (None = torch's default). Small
-            models train faster on 1 thread, and extra OpenMP threads stall badly when other
-            processes share the cores; restored afterwards.
-    """
-
-    lr: float = 5e-5
+    lr: float = 1e-3
     weight_decay: float = 1e-3
     max_seqlen: int = 500
     batch_size: int = 10
     n_similar: int = 3
-    max_iter: int = 5000
-    interval: int = 200
+    max_iter: int = 2000
+    interval: int = 500
     seed: int = 3552
     device: str = "auto"
     bf16: bool = False
-    selection: str = "last"
+    selection: Selection = "last"
     resume: bool = False
     deterministic: bool = True
     features_on_device: bool | None = None
     feature_memory_gb: float | None = None
-    sampling: str = "random"
+    sampling: Sampling = "random"
     closed_upper: bool = True
     truncate_to_valid_length: bool = True
     score_final_iteration: bool = False
     fused_adam: bool = True
-    cpu_threads: int | None = None
+    cpu_threads: int | None = 1
     metrics_every: int = 0
 
     def __post_init__(self) -> None:
@@ -126,7 +129,7 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.selection={self.selection!r}: expected one of {SELECTIONS}"
             )
-        if self.sampling not in ("random", "uniform"):
+        if self.sampling not in get_args(Sampling):
             raise ValueError(
                 f"TrainConfig.sampling={self.sampling!r}: expected 'random' or 'uniform'"
             )
@@ -144,9 +147,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> TrainConfig:
-        """Build from a parameters dictionary; unknown keys are an error, except the ones the
-        Kedro training node reads itself (`NODE_KEYS`: checkpoint_dir, log_every, progress)."""
-        values = {k: v for k, v in (values or {}).items() if k not in NODE_KEYS}
+        """Build from a dictionary of `TrainConfig` fields; unknown keys are an error."""
         return dataclass_from_dict(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -380,7 +381,8 @@ def train_model(
     stream must name the plan's videos (the plan was drawn from the same stream).
     test_curve: `test_curve(model_in_eval_mode, itr) -> {metric: value}`, called every
     `test_curve_every` iterations (itr > 0) and after the last one; its values are recorded
-    (`TrainResult.test_curve`), never used for selection. Scoring runs with the torch RNG
+    (`TrainResult.test_curve`, with `reference_point` 1 at the original's test points and 0 at
+    the extra final one), never used for selection. Scoring runs with the torch RNG
     forked, so the curve does not change training.
     """
     if train_cfg.selection != "last" and selection_score is None:
@@ -395,23 +397,25 @@ def train_model(
             train_cfg.n_similar,
         )
         loss_cfg = dataclasses.replace(loss_cfg, n_similar=train_cfg.n_similar)
-    run = _Run(features, labels, plan, model_cfg, loss_cfg, train_cfg, checkpoint_dir)
-    run.selection_score, run.on_metrics = selection_score, on_metrics
-    run.reference_stream = reference_stream
-    run.test_curve = test_curve if test_curve_every else None
-    run.test_curve_every = int(test_curve_every)
+    run = _Run(
+        features, labels, plan, model_cfg, loss_cfg, train_cfg, checkpoint_dir, reference_stream
+    )
+    scoring = _Scoring(
+        train_cfg, selection_score, test_curve if test_curve_every else None, test_curve_every
+    )
     with _RunSettings(train_cfg.deterministic, run.device, train_cfg.cpu_threads):
         seed_everything(train_cfg.seed)
         run.build()
-        if train_cfg.resume and run.checkpoint_path is not None and run.checkpoint_path.exists():
-            run.restore()
-        seconds = run.loop(progress)
-    return run.result(seconds)
+        last = run.checkpoints.path
+        if train_cfg.resume and last is not None and last.exists():
+            run.checkpoints.restore(run.model, run.optimizer, run.state)
+        seconds = run.loop(scoring, on_metrics, progress)
+    return _train_result(run, seconds)
 
 
-class _Run:
-    """One training run: its inputs on the device, the model and optimiser, and everything a
-    checkpoint restores (history, selection scores, test curve, best weights)."""
+class _Batches:
+    """The run's inputs on the device (plan, feature bank, label rows) and each iteration's
+    batch: snippet indices from the plan's seeds, or from the reference stream when given."""
 
     def __init__(
         self,
@@ -419,13 +423,11 @@ class _Run:
         labels: Mapping[str, np.ndarray],
         plan: pd.DataFrame,
         model_cfg: ModelConfig,
-        loss_cfg: LossConfig,
         train_cfg: TrainConfig,
-        checkpoint_dir: Path | None,
+        reference_stream: ReferenceBatchStream | None,
     ) -> None:
-        self.model_cfg, self.loss_cfg, self.cfg = model_cfg, loss_cfg, train_cfg
-        self.max_iter = int(train_cfg.max_iter)
-        self.plan = _Plan(plan, self.max_iter, train_cfg.batch_size)
+        self.cfg = train_cfg
+        self.plan = _Plan(plan, int(train_cfg.max_iter), train_cfg.batch_size)
         self.device = select_device(train_cfg.device)
         self.bank = _FeatureBank(
             features,
@@ -446,79 +448,9 @@ class _Run:
                 f"labels have {label_rows.shape[1]} classes, expected {model_cfg.n_classes}"
             )
         self.label_rows = label_rows.to(self.device)
-        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-        if self.checkpoint_path is not None:
-            self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        self.selection_score: Callable[[nn.Module, int], float] | None = None
-        self.on_metrics: Callable[[int, dict[str, float]], None] | None = None
-        self.reference_stream: ReferenceBatchStream | None = None
-        self.test_curve: Callable[[nn.Module, int], dict[str, float]] | None = None
-        self.test_curve_every = 0
-        self.history: list[dict[str, float]] = []
-        self.scores: list[tuple[int, float]] = []
-        self.curve: list[dict[str, float]] = []
-        self.best: dict[str, Any] = {"iteration": None, "score": -float("inf"), "state": None}
-        self.start = 0
+        self.reference_stream = reference_stream
 
-    def build(self) -> None:
-        # Built directly on the device, as the reference (default tensor type CUDA) does, so
-        # the initial weights come from that device's generator.
-        with torch.device(self.device):
-            self.model = build_model(self.model_cfg)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(),
-            lr=self.cfg.lr,
-            weight_decay=self.cfg.weight_decay,
-            fused=bool(self.cfg.fused_adam and self.device.type == "cuda") or None,
-        )
-
-    def restore(self) -> None:
-        path = self.checkpoint_path
-        ckpt = load_checkpoint(path)
-        check_resume(ckpt, self.model_cfg, self.loss_cfg, self.cfg, self.plan, path)
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"], self.device)
-        self.history = [
-            dict(zip(ckpt["history_columns"], row, strict=True)) for row in ckpt["history"]
-        ]
-        self.scores = [(int(i), float(s)) for i, s in ckpt["scores"]]
-        self.curve = [dict(row) for row in ckpt.get("test_curve", [])]
-        self.best = {
-            "iteration": ckpt["best_iteration"],
-            "score": float(ckpt["best_score"]),
-            "state": ckpt["best_state"],
-        }
-        self.start = int(ckpt["iteration"]) + 1
-        logger.info("resuming from %s at iteration %d", path, self.start)
-
-    def save_checkpoint(self, itr: int) -> None:
-        if self.checkpoint_path is None:
-            return
-        columns = list(self.history[0]) if self.history else []
-        save_checkpoint(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "iteration": itr,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": _rng_state(self.device),
-                "history_columns": columns,
-                "history": [[row[c] for c in columns] for row in self.history],
-                "scores": self.scores,
-                "test_curve": self.curve,
-                "best_iteration": self.best["iteration"],
-                "best_score": self.best["score"],
-                "best_state": self.best["state"],
-                "plan_digest": self.plan.digest(itr + 1),
-                "model_config": self.model_cfg.to_dict(),
-                "loss_config": self.loss_cfg.to_dict(),
-                "train_config": self.cfg.to_dict(),
-            },
-            self.checkpoint_path,
-        )
-
-    def batch(self, itr: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, itr: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, T, 2D) and labels (B, C) of iteration `itr`, on the device."""
         videos = self.plan.videos[itr]
         if self.reference_stream is None:
@@ -535,101 +467,248 @@ class _Run:
             idx = idx[:, : max(1, self.bank.valid_length(videos, idx))]
         return self.bank.gather(videos, idx), self.label_rows[_to_device(videos, self.device)]
 
-    def score_point(self, itr: int, is_point: bool, is_final: bool) -> dict[str, float]:
+
+@dataclass
+class _RunState:
+    """What a checkpoint restores besides the weights, the optimiser and the RNG: the loss
+    history, the selection scores, the test curve, the best weights, the next iteration."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    scores: list[tuple[int, float]] = field(default_factory=list)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] = field(
+        default_factory=lambda: {"iteration": None, "score": -float("inf"), "state": None}
+    )
+    start: int = 0
+
+
+class _Checkpoints:
+    """`last.pt` (everything a resume needs) and `best.pt` (the selected weights) in
+    `checkpoint_dir`; nothing is written without one."""
+
+    def __init__(
+        self,
+        checkpoint_dir: Path | None,
+        plan: _Plan,
+        device: torch.device,
+        configs: tuple[ModelConfig, LossConfig, TrainConfig],
+    ) -> None:
+        self.path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.plan, self.device, self.configs = plan, device, configs
+
+    def save(
+        self, itr: int, model: nn.Module, optimizer: torch.optim.Optimizer, state: _RunState
+    ) -> None:
+        if self.path is None:
+            return
+        model_cfg, loss_cfg, train_cfg = self.configs
+        columns = list(state.history[0]) if state.history else []
+        save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "iteration": itr,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": _rng_state(self.device),
+                "history_columns": columns,
+                "history": [[row[c] for c in columns] for row in state.history],
+                "scores": state.scores,
+                "test_curve": state.curve,
+                "best_iteration": state.best["iteration"],
+                "best_score": state.best["score"],
+                "best_state": state.best["state"],
+                "plan_digest": self.plan.digest(itr + 1),
+                "model_config": model_cfg.to_dict(),
+                "loss_config": loss_cfg.to_dict(),
+                "train_config": train_cfg.to_dict(),
+            },
+            self.path,
+        )
+
+    def save_best(self, weights: dict[str, torch.Tensor]) -> None:
+        if self.path is not None:
+            save_checkpoint(weights, self.path.with_name(BEST_NAME))
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: _RunState) -> None:
+        """Weights, optimiser, RNG and `state` from `last.pt`, after checking it fits this run."""
+        ckpt = load_checkpoint(self.path)
+        check_resume(ckpt, *self.configs, self.plan, self.path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(ckpt["rng"], self.device)
+        state.history = [
+            dict(zip(ckpt["history_columns"], row, strict=True)) for row in ckpt["history"]
+        ]
+        state.scores = [(int(i), float(s)) for i, s in ckpt["scores"]]
+        state.curve = [dict(row) for row in ckpt.get("test_curve", [])]
+        state.best = {
+            "iteration": ckpt["best_iteration"],
+            "score": float(ckpt["best_score"]),
+            "state": ckpt["best_state"],
+        }
+        state.start = int(ckpt["iteration"]) + 1
+        logger.info("resuming from %s at iteration %d", self.path, state.start)
+
+
+class _Scoring:
+    """Selection scores (and the best weights) at the scoring points, and the test curve every
+    `test_curve_every` iterations; both in eval mode with the torch RNG forked."""
+
+    def __init__(
+        self,
+        train_cfg: TrainConfig,
+        selection_score: Callable[[nn.Module, int], float] | None,
+        test_curve: Callable[[nn.Module, int], dict[str, float]] | None,
+        test_curve_every: int,
+    ) -> None:
+        self.cfg = train_cfg
+        self.selection_score, self.test_curve = selection_score, test_curve
+        self.test_curve_every = int(test_curve_every)
+
+    def __call__(self, run: _Run, itr: int, is_point: bool, is_final: bool) -> dict[str, float]:
         """Selection score and test-curve point where due; returns the extra metrics."""
         extra: dict[str, float] = {}
+        model, state = run.model, run.state
         if self.cfg.selection != "last" and (
             is_point or (is_final and self.cfg.score_final_iteration)
         ):
             select = self.selection_score
-            score = float(_in_eval_mode(self.model, lambda m: select(m, itr), self.device))
-            self.scores.append((itr, score))
+            score = float(_in_eval_mode(model, lambda m: select(m, itr), run.device))
+            state.scores.append((itr, score))
             extra["selection_score"] = score
-            if score > self.best["score"]:
-                self.best = {"iteration": itr, "score": score, "state": _cpu_state(self.model)}
-                if self.checkpoint_path is not None:
-                    save_checkpoint(self.best["state"], self.checkpoint_path.with_name(BEST_NAME))
+            if score > state.best["score"]:
+                state.best = {"iteration": itr, "score": score, "state": _cpu_state(model)}
+                run.checkpoints.save_best(state.best["state"])
         due = itr > 0 and itr % max(1, self.test_curve_every) == 0
         if self.test_curve is not None and (due or is_final):
             curve = self.test_curve
-            values = _in_eval_mode(self.model, lambda m: curve(m, itr), self.device)
-            self.curve.append({"iteration": float(itr), **values})
+            values = _in_eval_mode(model, lambda m: curve(m, itr), run.device)
+            # 0 marks the extra final point: the original never scores it
+            state.curve.append({"iteration": float(itr), **values, "reference_point": float(due)})
         return extra
 
-    def loop(self, progress: bool) -> float:
+
+class _Run:
+    """One training run: the batches, the model and optimiser, the run state and its
+    checkpoints; `loop` drives the iterations."""
+
+    def __init__(
+        self,
+        features: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        plan: pd.DataFrame,
+        model_cfg: ModelConfig,
+        loss_cfg: LossConfig,
+        train_cfg: TrainConfig,
+        checkpoint_dir: Path | None,
+        reference_stream: ReferenceBatchStream | None,
+    ) -> None:
+        self.model_cfg, self.loss_cfg, self.cfg = model_cfg, loss_cfg, train_cfg
+        self.max_iter = int(train_cfg.max_iter)
+        self.batches = _Batches(features, labels, plan, model_cfg, train_cfg, reference_stream)
+        self.device = self.batches.device
+        self.checkpoints = _Checkpoints(
+            checkpoint_dir, self.batches.plan, self.device, (model_cfg, loss_cfg, train_cfg)
+        )
+        self.state = _RunState()
+
+    def build(self) -> None:
+        # Built directly on the device, as the reference (default tensor type CUDA) does, so
+        # the initial weights come from that device's generator.
+        with torch.device(self.device):
+            self.model = build_model(self.model_cfg)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(),
+            lr=self.cfg.lr,
+            weight_decay=self.cfg.weight_decay,
+            fused=bool(self.cfg.fused_adam and self.device.type == "cuda") or None,
+        )
+
+    def loop(
+        self,
+        scoring: _Scoring,
+        on_metrics: Callable[[int, dict[str, float]], None] | None,
+        progress: bool,
+    ) -> float:
         """Iterations start..max_iter-1; returns seconds per iteration."""
         autocast = bool(self.cfg.bf16)
         if autocast and not bf16_is_fast(self.device):
             logger.warning("bf16 on a CPU without AMX / AVX512-BF16 is slower than float32")
-        if self.reference_stream is not None:
-            self.reference_stream.skip(self.start)
+        start = self.state.start
+        if self.batches.reference_stream is not None:
+            self.batches.reference_stream.skip(start)
         self.model.train()
         t0 = time.perf_counter()
-        metrics = _MetricsBuffer(
-            self.cfg.metrics_every or (1 if self.device.type == "cpu" else 25),
-            self.history,
-            self.on_metrics,
-        )
-        bar = tqdm(
-            range(self.start, self.max_iter),
-            initial=self.start,
-            total=self.max_iter,
-            disable=not progress,
-            desc="train",
-            # redirected output (logs, CI) gets a line every 30 s instead of one per update
-            mininterval=0.1 if sys.stderr.isatty() else 30.0,
-            dynamic_ncols=True,
-        )
+        every = self.cfg.metrics_every or (1 if self.device.type == "cpu" else 25)
+        metrics = _MetricsBuffer(every, self.state.history, on_metrics)
+        bar = _progress_bar(start, self.max_iter, progress)
         for itr in bar:
-            x, y = self.batch(itr)
+            x, y = self.batches(itr)
             total, terms = train_step(self.model, self.optimizer, x, y, self.loss_cfg, autocast)
             is_point = itr > 0 and itr % self.cfg.interval == 0
             is_final = itr == self.max_iter - 1
             metrics.add(itr, terms, total)
-            extra = self.score_point(itr, is_point, is_final)
+            extra = scoring(self, itr, is_point, is_final)
             if is_point or is_final or metrics.full():
                 bar.set_postfix(loss=f"{metrics.flush(itr, extra):.4f}", refresh=False)
             if is_point or is_final:
-                self.save_checkpoint(itr)
+                self.checkpoints.save(itr, self.model, self.optimizer, self.state)
                 metrics.reset_running()
         bar.close()
-        n_run = self.max_iter - self.start
+        n_run = self.max_iter - start
         return (time.perf_counter() - t0) / n_run if n_run > 0 else float("nan")
 
-    def result(self, seconds: float) -> TrainResult:
-        final_iteration = self.max_iter - 1
-        best, scores = self.best, self.scores
-        if self.cfg.selection == "last":
-            state, selected, note = _cpu_state(self.model), final_iteration, "final weights"
-        elif best["state"] is None:
-            state, selected = _cpu_state(self.model), final_iteration
-            note = "no scoring point reached (max_iter <= interval): final weights"
-        else:
-            state, selected = best["state"], int(best["iteration"])
-            note = (
-                f"best {self.cfg.selection} score {best['score']:.6g} at iteration {selected} "
-                f"of {len(scores)} scored (higher is better)"
-            )
-        result_model = self.model.to("cpu")
-        result_model.load_state_dict(state)
-        result_model.eval()
-        history = self.history
-        columns = ["iteration", *[c for c in (history[0] if history else {}) if c != "iteration"]]
-        curve = pd.DataFrame(self.curve)
-        if not curve.empty:
-            curve["iteration"] = curve["iteration"].astype(np.int64)
-        return TrainResult(
-            model=result_model,
-            state_dict=state,
-            history=pd.DataFrame(history, columns=columns),
-            selected_iteration=selected,
-            selection=self.cfg.selection,
-            selection_note=note,
-            selection_scores=pd.DataFrame(scores, columns=["iteration", "score"]),
-            seconds_per_iteration=seconds,
-            device=str(self.device),
-            test_curve=curve,
+
+def _progress_bar(start: int, max_iter: int, progress: bool) -> tqdm:
+    return tqdm(
+        range(start, max_iter),
+        initial=start,
+        total=max_iter,
+        disable=not progress,
+        desc="train",
+        # redirected output (logs, CI) gets a line every 30 s instead of one per update
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+        dynamic_ncols=True,
+    )
+
+
+def _train_result(run: _Run, seconds: float) -> TrainResult:
+    """The selected weights (in the run's model, moved to CPU, eval mode) and the records."""
+    final_iteration = run.max_iter - 1
+    cfg, best, scores = run.cfg, run.state.best, run.state.scores
+    if cfg.selection == "last":
+        state, selected, note = _cpu_state(run.model), final_iteration, "final weights"
+    elif best["state"] is None:
+        state, selected = _cpu_state(run.model), final_iteration
+        note = "no scoring point reached (max_iter <= interval): final weights"
+    else:
+        state, selected = best["state"], int(best["iteration"])
+        note = (
+            f"best {cfg.selection} score {best['score']:.6g} at iteration {selected} "
+            f"of {len(scores)} scored (higher is better)"
         )
+    result_model = run.model.to("cpu")
+    result_model.load_state_dict(state)
+    result_model.eval()
+    history = run.state.history
+    columns = ["iteration", *[c for c in (history[0] if history else {}) if c != "iteration"]]
+    curve = pd.DataFrame(run.state.curve)
+    if not curve.empty:
+        curve["iteration"] = curve["iteration"].astype(np.int64)
+    return TrainResult(
+        model=result_model,
+        state_dict=state,
+        history=pd.DataFrame(history, columns=columns),
+        selected_iteration=selected,
+        selection=cfg.selection,
+        selection_note=note,
+        selection_scores=pd.DataFrame(scores, columns=["iteration", "score"]),
+        seconds_per_iteration=seconds,
+        device=str(run.device),
+        test_curve=curve,
+    )
 
 
 class _MetricsBuffer:

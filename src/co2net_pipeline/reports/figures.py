@@ -48,23 +48,32 @@ def loss_curves(history: pd.DataFrame, smooth: int = 20, ncols: int = 3) -> plt.
     return fig
 
 
-def map_vs_tiou(map_by_tiou: Mapping[float, float], title: str = "") -> plt.Figure:
-    """Detection mAP (%) against the tIoU threshold."""
-    tious = sorted(map_by_tiou)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(tious, [100 * map_by_tiou[t] for t in tious], marker="o")
-    for t in tious:
-        ax.annotate(
-            f"{100 * map_by_tiou[t]:.1f}",
-            (t, 100 * map_by_tiou[t]),
-            fontsize=7,
-            ha="center",
-            va="bottom",
-        )
+def map_vs_tiou(
+    curves: Mapping[float, float] | Mapping[str, Mapping[float, float]],
+    title: str = "",
+    legend_title: str = "run",
+) -> plt.Figure:
+    """Detection mAP (%) against the tIoU threshold, mAPs given as fractions.
+
+    One curve, `{tIoU: mAP}`: each point labelled with its value (the evaluation report). Several,
+    `{name: {tIoU: mAP}}`: one line each, named in a legend titled `legend_title` (run
+    comparisons); a NaN (a threshold a run did not log) leaves a gap."""
+    several = any(isinstance(v, Mapping) for v in curves.values())
+    named = curves if several else {"": curves}
+    fig, ax = plt.subplots(figsize=(6, 4) if several else (5, 3.5))
+    for name, map_by_tiou in named.items():
+        tious = sorted(map_by_tiou)
+        percent = [100 * map_by_tiou[t] for t in tious]
+        ax.plot(tious, percent, marker="o", label=name)
+        if not several:
+            for t, value in zip(tious, percent, strict=True):
+                ax.annotate(f"{value:.1f}", (t, value), fontsize=7, ha="center", va="bottom")
     ax.set_xlabel("tIoU threshold")
     ax.set_ylabel("mAP (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    if several:
+        ax.legend(title=legend_title)
     fig.tight_layout()
     return fig
 

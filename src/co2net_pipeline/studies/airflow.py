@@ -25,53 +25,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from co2net_pipeline.common.atomic import atomic_write
-from co2net_pipeline.studies.in_process import (
-    ablation_overrides,
+from co2net_pipeline.params.overrides import (
     as_list,
-    mean_std,
+    configuration_name,
+    configuration_overrides,
     merge_overrides,
-    select_ablations,
 )
+from co2net_pipeline.studies.in_process import mean_std
 
 logger = logging.getLogger(__name__)
 
-STUDIES = ("seeds", "ablations")
 PROJECT_DIR_ENV = "CO2NET_PROJECT_DIR"
 DEFAULT_RUN_ROOT = "data/airflow_runs"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _PACKAGE = __name__.split(".")[0]
-# A configuration name becomes a directory and an Airflow task id.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def project_dir(project_path: str | Path | None = None) -> Path:
     """The project root: `project_path`, else `$CO2NET_PROJECT_DIR`, else the working directory
     (where kedro-airflow's own DAGs expect the worker to start)."""
     return Path(project_path or os.environ.get(PROJECT_DIR_ENV) or Path.cwd()).resolve()
-
-
-def configuration_name(study: str, configuration: Any) -> str:
-    """`seed_<n>` for a seed, the ablation's name for an ablation; checked to be usable as a
-    directory name and an Airflow task id."""
-    if study == "seeds":
-        name = f"seed_{int(configuration)}"
-    elif study == "ablations":
-        name = str(configuration)
-    else:
-        raise ValueError(
-            f"unknown study {study!r}; expected one of {list(STUDIES)} "
-            "(the `study` key of the DAG's section in conf/airflow/airflow.yml)"
-        )
-    if not _NAME.match(name):
-        raise ValueError(f"{study}: configuration name {name!r} is not [A-Za-z0-9_.-]+")
-    return name
 
 
 def study_configurations(study: str, configurations: Any) -> list[tuple[str, Any]]:
@@ -85,25 +64,6 @@ def study_configurations(study: str, configurations: Any) -> list[tuple[str, Any
     if len(set(names)) != len(names):
         raise ValueError(f"{study}: duplicate configurations {names}")
     return pairs
-
-
-def configuration_overrides(
-    studies: Mapping[str, Any], study: str, configuration: Any
-) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """(name, parameter overrides, MLflow tags) of one configuration.
-
-    studies: the `studies` parameters (conf/base/parameters_studies.yml). A seed sets both the
-    sampling plan's and the weights' seed; an ablation is its `studies.ablations` entry.
-    """
-    name = configuration_name(study, configuration)
-    if study == "seeds":
-        seed = int(configuration)
-        overrides = {"training": {"seed": seed}, "snippet_sampling": {"seed": seed}}
-        return name, overrides, {"seed": str(seed)}
-    ablations = studies.get("ablations") or {}
-    select_ablations(ablations, [name])
-    entry = ablations[name] or {}
-    return name, ablation_overrides(entry, name), {"ablation_group": str(entry.get("group", ""))}
 
 
 def _config_loader(conf_source: Path, env: str | None, runtime_params: Mapping[str, Any] | None):
@@ -246,7 +206,8 @@ def collect_runs(
     seeds), printed and written to `<run_root>/<study>/runs.csv`, whose path it returns."""
     import pandas as pd
 
-    from co2net_pipeline.tracking.records import compare_runs, search_runs
+    from co2net_pipeline.tracking.records import compare_runs
+    from co2net_pipeline.tracking.runs import search_runs
 
     project = project_dir(project_path)
     conf = project / (conf_source or "conf")

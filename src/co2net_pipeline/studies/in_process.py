@@ -12,21 +12,30 @@ same metric names as a train_eval run (`detection_metrics.map_0.5`,
 `training_metrics.loss_total`, ...), so `co2net compare --runs <child> <child>` works on them.
 Without an active MLflow run nothing is logged.
 
-Only the standard library is imported at the top: `orchestration` (imported when Airflow parses
-a DAG file) uses the parameter helpers; pandas, Kedro and MLflow are imported where used.
+What a configuration overrides (`params.overrides.configuration_overrides`) is the same for
+the Airflow-dispatched runs of `studies.airflow.run_configuration`, which run each
+configuration as its own `kedro run`. pandas, Kedro and MLflow are imported where used.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from co2net_pipeline.params.overrides import (
+    ablation_overrides,
+    configuration_overrides,
+    configuration_params,
+    flatten,
+    seed_list,
+    select_ablations,
+)
+from co2net_pipeline.tracking.runs import SELECTED_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,18 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Parameter groups a configuration may override (each is a `params:<group>` dictionary).
-PARAM_GROUPS = (
-    "model",
-    "loss",
-    "training",
-    "snippet_sampling",
-    "inference",
-    "proposals",
-    "evaluation",
-)
-# Keys of an ablation entry that describe it rather than override parameters.
-ABLATION_INFO_KEYS = ("group", "paper_avg")
 # What a configuration's run of the chain must produce (the rest of its outputs are dropped).
 CONFIGURATION_OUTPUTS = (
     "trained_model",
@@ -64,7 +61,8 @@ class ConfigurationResult:
 
     detection: metric → value in [0, 1] (`map_<tIoU>` and `avg_<first>-<last>`, the names the
     evaluation node gives them); loss_summary: `loss_<term>_initial` / `_final` (means over the
-    first / last 10 % of the iterations); run_id: the nested MLflow run, or None.
+    first / last 10 % of the iterations); run_id: the nested MLflow run, or None; tags: the run
+    tags the chain's nodes returned (`training_tags`, `proposal_tags`), set on the nested run.
     """
 
     name: str
@@ -74,104 +72,7 @@ class ConfigurationResult:
     seconds: float
     run_id: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# Parameters
-
-
-def merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`base` with `overrides` merged in recursively (nested mappings merge, anything else replaces)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in (overrides or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_overrides(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def configuration_params(
-    params: Mapping[str, Any],
-    overrides: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    checkpoint_subdir: str | None = None,
-) -> dict[str, Any]:
-    """The parameter groups of one configuration.
-
-    params: {group: dict} for the `PARAM_GROUPS`; overrides: {group: {key: value}} merged in;
-    seed: when given, seeds both the sampling plan (`snippet_sampling.seed`) and the weights and
-    dropout (`training.seed`); the train/held-out/test split stays the catalog's `data_split`.
-    checkpoint_subdir: checkpoints go to `training.checkpoint_dir/<checkpoint_subdir>`, so the
-    configurations of a study do not overwrite each other's (or train_eval's) `last.pt`.
-    """
-    unknown = sorted(set(overrides or {}) - set(PARAM_GROUPS))
-    if unknown:
-        raise ValueError(
-            f"overrides for unknown parameter groups {unknown}; allowed: {list(PARAM_GROUPS)}"
-        )
-    missing = [g for g in PARAM_GROUPS if g not in params]
-    if missing:
-        raise ValueError(f"configuration_params: parameter groups {missing} are missing")
-    out = merge_overrides({g: params[g] for g in PARAM_GROUPS}, overrides)
-    if seed is not None:
-        out["training"]["seed"] = int(seed)
-        out["snippet_sampling"]["seed"] = int(seed)
-    if checkpoint_subdir:
-        root = out["training"].get("checkpoint_dir", "data/06_models/checkpoints")
-        out["training"]["checkpoint_dir"] = str(Path(root) / checkpoint_subdir)
-    return out
-
-
-def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} → {"a.b": 1}; lists stay values."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def ablation_overrides(entry: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
-    """The parameter overrides of one `studies.ablations` entry (its `group`/`paper_avg` removed)."""
-    entry = dict(entry or {})
-    unknown = sorted(set(entry) - set(PARAM_GROUPS) - set(ABLATION_INFO_KEYS))
-    if unknown:
-        raise ValueError(
-            f"studies.ablations.{name}: unknown keys {unknown}; "
-            f"allowed: {list(PARAM_GROUPS) + list(ABLATION_INFO_KEYS)}"
-        )
-    return {k: v for k, v in entry.items() if k in PARAM_GROUPS}
-
-
-def as_list(value: Any) -> list:
-    """A list parameter, also given as a whitespace-separated string (`kedro run --params`
-    splits on commas, so `--params "studies.seeds=1 2 3"` is the way to pass a list there)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, int | float):
-        return [value]
-    return list(value)
-
-
-def select_ablations(
-    ablations: Mapping[str, Any], selection: Sequence[str] | str | None
-) -> list[str]:
-    """Names to run: all of `ablations` (file order) or `selection` (its order), checked."""
-    selection = [str(n) for n in as_list(selection)]
-    if not selection:
-        return list(ablations)
-    missing = [n for n in selection if n not in ablations]
-    if missing:
-        raise ValueError(
-            f"studies.ablation_selection names {missing}, not in studies.ablations {list(ablations)}"
-        )
-    return list(dict.fromkeys(selection))
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,6 +145,7 @@ def train_and_evaluate(
         selected_iteration=int(out["trained_model"]["selected_iteration"]),
         seconds=time.perf_counter() - t0,
         info={"n_proposals": len(out["proposals"])},
+        tags={**out.get("training_tags", {}), **out.get("proposal_tags", {})},
     )
     return result, out["training_metrics"]
 
@@ -281,13 +183,13 @@ def nested_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any
 def _log_child(
     run_id: str, params: Mapping[str, Any], result: ConfigurationResult, loss_history: dict
 ) -> None:
-    """Parameters, detection metrics, loss summary and loss history in one `log_batch` (MLflow
-    splits it into batches within its limits)."""
-    from mlflow.entities import Metric, Param
+    """Parameters, detection metrics, loss summary, loss history and the nodes' run tags in one
+    `log_batch` (MLflow splits it into batches within its limits)."""
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     now = int(time.time() * 1000)
-    metrics = [Metric(f"detection_metrics.{k}", v, now, 0) for k, v in result.detection.items()]
+    metrics = [Metric(SELECTED_PREFIX + k, v, now, 0) for k, v in result.detection.items()]
     metrics += [Metric(f"loss_summary.{k}", v, now, 0) for k, v in result.loss_summary.items()]
     for term, points in loss_history.items():
         points = points if isinstance(points, list) else [points]
@@ -296,10 +198,11 @@ def _log_child(
             for p in points
         ]
     flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
-    MlflowClient().log_batch(run_id, metrics=metrics, params=flat)
+    tags = [RunTag(k, str(v)) for k, v in result.tags.items()]
+    MlflowClient().log_batch(run_id, metrics=metrics, params=flat, tags=tags)
 
 
-def run_configuration(
+def _run_nested(
     chain: Pipeline,
     data: Mapping[str, Any],
     params: Mapping[str, Any],
@@ -395,26 +298,24 @@ def to_markdown(
 def _run_study(
     chain: Pipeline,
     data: Mapping[str, Any],
+    params: Mapping[str, Any],
+    studies: Mapping[str, Any],
     study: str,
-    configurations: Sequence[tuple[str, dict[str, Any], dict[str, str]]],
+    values: Sequence[Any],
 ) -> list[ConfigurationResult]:
-    """Tag the parent run, then `run_configuration` for each (name, params, tags), in order.
-    The parameters are all built (and checked) before the first configuration trains."""
+    """Tag the parent run, then train and evaluate each configuration (`values`: seeds or
+    ablation names), in order, each in a nested run. The parameters are all built (and
+    checked) before the first configuration trains."""
+    configurations = []
+    for value in values:
+        name, overrides, tags = configuration_overrides(studies, study, value)
+        checkpoints = f"{study}/{name}"
+        configurations.append((name, configuration_params(params, overrides, checkpoints), tags))
     tag_study_run(study, data)
     return [
-        run_configuration(chain, data, params, name=name, study=study, tags=tags)
-        for name, params, tags in configurations
+        _run_nested(chain, data, config, name=name, study=study, tags=tags)
+        for name, config, tags in configurations
     ]
-
-
-def seed_list(studies: Mapping[str, Any]) -> list[int]:
-    """`studies.seeds` as distinct ints (a list or a whitespace-separated string)."""
-    seeds = [int(s) for s in as_list(studies.get("seeds"))]
-    if not seeds:
-        raise ValueError("studies.seeds is empty: give at least one seed, e.g. [3552, 1, 2]")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"studies.seeds has duplicates: {seeds}")
-    return seeds
 
 
 def run_seed_study(
@@ -430,15 +331,7 @@ def run_seed_study(
     chain, data: what `run_chain` takes; params: the `PARAM_GROUPS` dictionaries.
     """
     seeds = seed_list(studies)
-    configurations = [
-        (
-            f"seed_{seed}",
-            configuration_params(params, seed=seed, checkpoint_subdir=f"seeds/seed_{seed}"),
-            {"seed": str(seed)},
-        )
-        for seed in seeds
-    ]
-    return seed_study_tables(seeds, _run_study(chain, data, "seeds", configurations))
+    return seed_study_tables(seeds, _run_study(chain, data, params, studies, "seeds", seeds))
 
 
 def seed_study_tables(
@@ -499,19 +392,7 @@ def run_ablation_study(
     names = select_ablations(ablations, studies.get("ablation_selection"))
     if not names:
         raise ValueError("studies.ablations is empty")
-    configurations = [
-        (
-            name,
-            configuration_params(
-                params,
-                ablation_overrides(ablations[name], name),
-                checkpoint_subdir=f"ablations/{name}",
-            ),
-            {"ablation_group": str((ablations[name] or {}).get("group", ""))},
-        )
-        for name in names
-    ]
-    results = _run_study(chain, data, "ablations", configurations)
+    results = _run_study(chain, data, params, studies, "ablations", names)
     return ablation_study_tables(ablations, results, studies.get("headline_metric"))
 
 

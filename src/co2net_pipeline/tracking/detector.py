@@ -8,6 +8,7 @@ the proposals pipeline's detections. Loading it needs `co2net_pipeline` installe
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -19,9 +20,13 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from co2net_pipeline.method.inference import detect_videos, features_to_frame, frame_to_features
+from co2net_pipeline.data.frames import features_to_frame, frame_to_features
+from co2net_pipeline.method.inference import detect_videos
+from co2net_pipeline.params.schema import parse_config
 
 MODEL_NAME = "co2net_detector"
+# The run's `inference` and `proposals` parameters, as a JSON artifact of the model.
+CONFIG_ARTIFACT = "detector_config"
 # The input example: the shortest video, at most this many snippets (kept small: it is stored
 # as JSON next to the model).
 EXAMPLE_SNIPPETS = 64
@@ -32,7 +37,7 @@ _REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "scikit-learn", "h5py", "
 
 class Detector(PythonModel):
     """pyfunc wrapper of a trained CO2-Net; the run's `inference` and `proposals` parameters
-    come as the model config (`{"inference": {...}, "proposals": {...}}`)."""
+    come as the `detector_config` artifact (`{"inference": {...}, "proposals": {...}}`)."""
 
     def __init__(self) -> None:
         self._model: dict | None = None
@@ -44,7 +49,11 @@ class Detector(PythonModel):
         self._model = torch.load(
             context.artifacts["trained_model"], map_location="cpu", weights_only=True
         )
-        self._config = dict(context.model_config or {})
+        config = context.artifacts.get(CONFIG_ARTIFACT)
+        # models logged before the config became an artifact carry it as the model config
+        self._config = (
+            json.loads(Path(config).read_text()) if config else dict(context.model_config or {})
+        )
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -53,8 +62,8 @@ class Detector(PythonModel):
         return detect_videos(
             self._model,
             frame_to_features(model_input),
-            self._config.get("inference", {}),
-            self._config.get("proposals", {}),
+            parse_config("inference", self._config.get("inference")),
+            parse_config("proposals", self._config.get("proposals")),
         )
 
 
@@ -90,12 +99,15 @@ def log_detector(
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "co2net.pt"
         torch.save(dict(trained_model), weights)
+        # an artifact, not `model_config`: MLflow would also log that as run parameters
+        # (`inference/...`), beside the run's own `inference.*`
+        config_file = Path(tmp) / "detector_config.json"
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
         # "models from code": MLflow stores detector_code.py, not a cloudpickle of the object
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(Path(__file__).with_name("detector_code.py")),
-            artifacts={"trained_model": str(weights)},
-            model_config=config,
+            artifacts={"trained_model": str(weights), CONFIG_ARTIFACT: str(config_file)},
             signature=signature,
             input_example=example,
             pip_requirements=_pip_requirements(),

@@ -1,8 +1,9 @@
-"""Reading MLflow runs back: the headline summary and the side-by-side run comparison."""
+"""Comparing MLflow runs and writing what we record: the side-by-side run comparison (table and
+mAP-vs-tIoU figure) and run tags. Reading runs is `tracking.runs`, which this module builds on.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,59 +12,10 @@ from co2net_pipeline.common.atomic import atomic_path
 from co2net_pipeline.tracking.runs import (
     BEST_ON_TEST_PREFIX,
     SELECTED_PREFIX,
+    map_tiou,
     metric_label,
-    metric_sort_key,
-    resolve_run_ids,
     sort_metric_names,
 )
-
-METRIC_PREFIX = "detection_metrics."
-_MAP_KEY = re.compile(r"^detection_metrics\.map_(\d+(?:\.\d+)?)$")
-
-
-def search_runs(
-    experiment: str = "co2net",
-    tracking_uri: str = "sqlite:///mlflow.db",
-    run_ids: list[str] | None = None,
-    include_nested: bool = True,
-) -> pd.DataFrame:
-    """The runs of an experiment, newest first (`mlflow.search_runs` columns: run_id, status,
-    params.*, metrics.*, tags.*). run_ids: only those, as full ids or unique prefixes (an
-    unknown or ambiguous one is an error);
-    include_nested=False drops the per-configuration runs of the study pipelines
-    (train_eval_seeds, ablations), which are nested under their pipeline's run."""
-    runs = _search_runs(experiment, tracking_uri, run_ids)
-    if not include_nested and "tags.mlflow.parentRunId" in runs:
-        runs = runs[runs["tags.mlflow.parentRunId"].isna()].reset_index(drop=True)
-    return runs
-
-
-def _search_runs(
-    experiment: str, tracking_uri: str, run_ids: list[str] | None = None
-) -> pd.DataFrame:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        raise ValueError(
-            f"no MLflow experiment '{experiment}' at {tracking_uri} (run `make run` first)"
-        )
-    runs = mlflow.search_runs(
-        experiment_names=[experiment], order_by=["attributes.start_time DESC"]
-    )
-    if run_ids:
-        runs = runs[runs["run_id"].isin(resolve_run_ids(run_ids, runs["run_id"], experiment))]
-    return runs.reset_index(drop=True)
-
-
-def headline_metrics(run: pd.Series) -> dict[str, float]:
-    """The averaged mAPs of one run (columns `metrics.detection_metrics.avg_*`)."""
-    prefix = "metrics." + METRIC_PREFIX + "avg_"
-    return {
-        col[len(prefix) :]: float(run[col])
-        for col in sorted(run.index)
-        if col.startswith(prefix) and pd.notna(run[col])
-    }
 
 
 def compare_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -125,35 +77,26 @@ def save_comparison(table: pd.DataFrame, metrics: pd.DataFrame, out_dir: str | P
     csv, png = out / "comparison.csv", out / "comparison.png"
     with atomic_path(csv) as csv_tmp, atomic_path(png) as png_tmp:
         table.to_csv(csv_tmp, index=False)
-        _plot_map_vs_tiou(metrics, png_tmp)
+        _save_map_vs_tiou(metrics, png_tmp)
     return [csv, png]
 
 
-def _plot_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+def map_curves(metrics: pd.DataFrame) -> dict[str, dict[float, float]]:
+    """The selected model's mAP by tIoU of each run in `compare_runs`' metrics table (the best
+    test-set checkpoint's rows are a different model), for `reports.figures.map_vs_tiou`."""
+    tious = {name: map_tiou(name) for name in metrics.index}
+    return {
+        run: {t: float(metrics.loc[name, run]) for name, t in tious.items() if t is not None}
+        for run in metrics.columns
+    }
 
-    matplotlib.use("Agg")
+
+def _save_map_vs_tiou(metrics: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    # the selected model's curve (the best test-set checkpoint's is a different model)
-    rows = sorted(
-        (metric_sort_key(name)[2], name)
-        for name in metrics.index
-        if _MAP_KEY.match(METRIC_PREFIX + name)
-    )
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for run in metrics.columns:
-        ax.plot(
-            [t for t, _ in rows],
-            [100 * metrics.loc[n, run] for _, n in rows],
-            marker="o",
-            label=run,
-        )
-    ax.set_xlabel("tIoU")
-    ax.set_ylabel("mAP (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(title="run")
-    fig.tight_layout()
+    from co2net_pipeline.reports.figures import map_vs_tiou
+
+    fig = map_vs_tiou(map_curves(metrics), legend_title="run")
     try:
         fig.savefig(path, dpi=100, format="png")
     finally:

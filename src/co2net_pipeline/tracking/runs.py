@@ -10,7 +10,9 @@ Three small things that know nothing about the terminal:
   params, tags) have kept their columns since MLflow 1.x; `tests/test_cli.py` checks this reader
   against `mlflow.search_runs`.
 
-Also the resolution of the 8-character run id prefixes our tools print.
+Also the resolution of the 8-character run id prefixes our tools print, and `search_runs`
+(MLflow's run table, for any tracking URI). This module reads runs; `tracking.records`
+compares and writes them, and imports from here (never the other way).
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+if TYPE_CHECKING:  # pandas only for hints: the SQLite path stays free of it
+    import pandas as pd
+
+# The selected model's scores: metrics of the `detection_metrics` catalog dataset, which
+# kedro-mlflow prefixes with the dataset's name. The one spelling of that prefix.
 SELECTED_PREFIX = "detection_metrics."
 BEST_ON_TEST_PREFIX = "best_on_test."
 MODEL_ROWS = (SELECTED_PREFIX, BEST_ON_TEST_PREFIX)
@@ -246,6 +254,38 @@ def load_runs(experiment: str, tracking_uri: str) -> list[RunRecord]:
     db_path = sqlite_store_path(tracking_uri)
     if db_path is not None:
         return read_sqlite_runs(db_path, experiment)
-    from co2net_pipeline.tracking.records import search_runs
-
     return records_from_frame(search_runs(experiment, tracking_uri))
+
+
+def search_runs(
+    experiment: str = "co2net",
+    tracking_uri: str = "sqlite:///mlflow.db",
+    run_ids: list[str] | None = None,
+    include_nested: bool = True,
+) -> pd.DataFrame:
+    """The runs of an experiment, newest first (`mlflow.search_runs` columns: run_id, status,
+    params.*, metrics.*, tags.*). run_ids: only those, as full ids or unique prefixes (an
+    unknown or ambiguous one is an error);
+    include_nested=False drops the per-configuration runs of the study pipelines
+    (train_eval_seeds, ablations), which are nested under their pipeline's run."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise ValueError(
+            f"no MLflow experiment '{experiment}' at {tracking_uri} (run `make run` first)"
+        )
+    runs = mlflow.search_runs(
+        experiment_names=[experiment], order_by=["attributes.start_time DESC"]
+    )
+    if run_ids:
+        runs = runs[runs["run_id"].isin(resolve_run_ids(run_ids, runs["run_id"], experiment))]
+    if not include_nested and "tags.mlflow.parentRunId" in runs:
+        runs = runs[runs["tags.mlflow.parentRunId"].isna()]
+    return runs.reset_index(drop=True)
+
+
+def map_tiou(name: str) -> float | None:
+    """The tIoU of a per-threshold mAP name (`map_0.5` → 0.5); None for any other name."""
+    m = _MAP.match(name)
+    return float(m.group(1)) if m else None

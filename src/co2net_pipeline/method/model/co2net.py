@@ -8,6 +8,53 @@ a reference state_dict loads after dropping its unused `feat_encoder.*` entries
 Shapes, in the spec's words: input snippet features `x: (B, T, 2D)` (RGB first, then Flow);
 `feat: (B, T, 2D)` fused features, `cas: (B, T, C+1)` logits (background = last column),
 `attn`, `v_atn`, `f_atn: (B, T, 1)` attention in (0, 1).
+
+`ModelConfig` fields (defaults: conf/base's CPU-sized model; the reference THUMOS14 model has
+feature_dim 1024 and attention_hidden 512, conf/thumos14):
+    feature_dim: channels per modality D (RGB and Flow each); input has 2D columns.
+    n_classes: C action classes; the CAS has C+1 columns (background last).
+    attention_hidden: channels of the two hidden convs of the attention unit.
+    dropout: `--dropout_ratio`, the fusion dropout and the FIRST classifier dropout.
+    classifier_dropout_2: second classifier dropout. Reference quirk: hard-coded 0.7,
+        independent of `dropout`; the paper says "0.7 between each conv layer".
+    ccm_dropout: dropout after both consensus descriptors. Reference: hard-coded 0.5;
+        the paper says 0.7 everywhere.
+    attention_dropout: dropout inside the attention unit (after its first conv and on the
+        logit). Reference: hard-coded 0.5; the paper says 0.7.
+    attention_logit_dropout: reference quirk: dropout is applied to the attention LOGIT
+        just before the sigmoid (dropped snippets get attention 0.5 in training, kept
+        logits are scaled by 1/(1-p)). The paper mentions no such dropout; False removes it.
+    variant: "thumos14" (class `CO2`) or "activitynet12" (class `ANT_CO2`, which adds a
+        fixed temporal AvgPool1d smoothing of cas/attn/v_atn/f_atn; not in the paper).
+    max_seqlen, pool_t: the ActivityNet smoothing kernel is
+        K = ((max_seqlen // pool_t) // 2) * 2 + 1, as the original's `ANT_CO2` computes it from
+        its `--max-seqlen` (60, t 5 => 13), used unchanged at test time whatever the video
+        length. max_seqlen is `training.max_seqlen` (the training node sets it), not a `model`
+        parameter: one key, as in the original.
+    fusion: how the two modalities interact before attention (paper Table 6 ablation):
+        "ccm" = cross-modal consensus module (reference, spec §2.1);
+        "se" = SE baseline of spec §7.18 (main-modality-only channel gate,
+        sigmoid(conv1(D->se_hidden) -> ReLU -> conv1(se_hidden->D)) of the temporal mean);
+        "concat" = no re-calibration: each modality's attention unit sees its features
+        concatenated with the other modality's (2D input channels), features pass
+        unchanged to the fusion layer;
+        "add" = no re-calibration: each attention unit sees the sum of the two
+        modalities' features (D channels), features pass unchanged to the fusion layer.
+        The Add/Concat variants are not in any reference commit; these are our definitions.
+    main_descriptor, aux_descriptor: "global" (conv on the temporal mean, broadcast over
+        time) or "local" (conv on every snippet) for the CCM's main-modality and
+        auxiliary-modality descriptors. Reference: main "global", aux "local".
+    se_hidden: bottleneck channels of the SE baseline (64 in the first reference commit).
+    include_feat_encoder: create the reference's unused `feat_encoder` (conv(3, 2D->2D),
+        12,584,960 parameters, never called); only needed for strict loading of released
+        checkpoints (`load_reference_state_dict` drops it otherwise).
+    seed_compatible_init: when the feat_encoder is not created, still draw the random
+        numbers its creation and re-initialisation would consume (and discard them), so a
+        given seed gives exactly the reference's initial weights for every used layer
+        (when built on the same kind of device: the reference creates its tensors on the
+        GPU, from the CUDA generator).
+        False skips the draws (faster by ~0.1 s at full size; weights then differ from
+        the reference's at the same seed for all layers).
 """
 
 from __future__ import annotations
@@ -15,81 +62,42 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
 
 from co2net_pipeline.common.config import dataclass_from_dict
 
-VARIANTS = ("thumos14", "activitynet12")
-FUSIONS = ("ccm", "concat", "add", "se")
-DESCRIPTORS = ("global", "local")
+Variant = Literal["thumos14", "activitynet12"]
+Fusion = Literal["ccm", "concat", "add", "se"]
+Descriptor = Literal["global", "local"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
+FUSIONS: tuple[str, ...] = get_args(Fusion)
+DESCRIPTORS: tuple[str, ...] = get_args(Descriptor)
 
 
 @dataclass
 class ModelConfig:
-    """Every constant of the CO2-Net model; defaults are the reference THUMOS14 model.
+    """Every constant of the CO2-Net model: the single list of the `model` parameters, their
+    types and defaults (`params.schema` derives the checked group from it; conf/base prints
+    the defaults). Each field is described in the module docstring. n_classes comes from the
+    class list and max_seqlen from `training.max_seqlen`, never from the `model` parameters."""
 
-    Attributes:
-        feature_dim: channels per modality D (RGB and Flow each); input has 2D columns.
-        n_classes: C action classes; the CAS has C+1 columns (background last).
-        attention_hidden: channels of the two hidden convs of the attention unit.
-        dropout: `--dropout_ratio`, the fusion dropout and the FIRST classifier dropout.
-        classifier_dropout_2: second classifier dropout. Reference quirk: hard-coded 0.7,
-            independent of `dropout`; the paper says "0.7 between each conv layer".
-        ccm_dropout: dropout after both consensus descriptors. Reference: hard-coded 0.5;
-            the paper says 0.7 everywhere.
-        attention_dropout: dropout inside the attention unit (after its first conv and on the
-            logit). Reference: hard-coded 0.5; the paper says 0.7.
-        attention_logit_dropout: reference quirk: dropout is applied to the attention LOGIT
-            just before the sigmoid (dropped snippets get attention 0.5 in training, kept
-            logits are scaled by 1/(1-p)). The paper mentions no such dropout; False removes it.
-        variant: "thumos14" (class `CO2`) or "activitynet12" (class `ANT_CO2`, which adds a
-            fixed temporal AvgPool1d smoothing of cas/attn/v_atn/f_atn; not in the paper).
-        pool_seqlen, pool_t: the ActivityNet smoothing kernel is
-            K = ((pool_seqlen // pool_t) // 2) * 2 + 1 (reference: max_seqlen 60, t 5 => 13),
-            used unchanged at test time whatever the video length.
-        fusion: how the two modalities interact before attention (paper Table 6 ablation):
-            "ccm" = cross-modal consensus module (reference, spec §2.1);
-            "se" = SE baseline of spec §7.18 (main-modality-only channel gate,
-            sigmoid(conv1(D->se_hidden) -> ReLU -> conv1(se_hidden->D)) of the temporal mean);
-            "concat" = no re-calibration: each modality's attention unit sees its features
-            concatenated with the other modality's (2D input channels), features pass
-            unchanged to the fusion layer;
-            "add" = no re-calibration: each attention unit sees the sum of the two
-            modalities' features (D channels), features pass unchanged to the fusion layer.
-            The Add/Concat variants are not in any reference commit; these are our definitions.
-        main_descriptor, aux_descriptor: "global" (conv on the temporal mean, broadcast over
-            time) or "local" (conv on every snippet) for the CCM's main-modality and
-            auxiliary-modality descriptors. Reference: main "global", aux "local".
-        se_hidden: bottleneck channels of the SE baseline (64 in the first reference commit).
-        include_feat_encoder: create the reference's unused `feat_encoder` (conv(3, 2D->2D),
-            12,584,960 parameters, never called); only needed for strict loading of released
-            checkpoints (`load_reference_state_dict` drops it otherwise).
-        seed_compatible_init: when the feat_encoder is not created, still draw the random
-            numbers its creation and re-initialisation would consume (and discard them), so a
-            given seed gives exactly the reference's initial weights for every used layer
-            (when built on the same kind of device: the reference creates its tensors on the
-            GPU, from the CUDA generator).
-            False skips the draws (faster by ~0.1 s at full size; weights then differ from
-            the reference's at the same seed for all layers).
-    """
-
-    feature_dim: int = 1024
+    feature_dim: int = 32
     n_classes: int = 20
-    attention_hidden: int = 512
+    attention_hidden: int = 64
     dropout: float = 0.7
     classifier_dropout_2: float = 0.7
     ccm_dropout: float = 0.5
     attention_dropout: float = 0.5
     attention_logit_dropout: bool = True
-    variant: str = "thumos14"
-    pool_seqlen: int = 60
+    variant: Variant = "thumos14"
+    max_seqlen: int = 60
     pool_t: int = 5
-    fusion: str = "ccm"
-    main_descriptor: str = "global"
-    aux_descriptor: str = "local"
+    fusion: Fusion = "ccm"
+    main_descriptor: Descriptor = "global"
+    aux_descriptor: Descriptor = "local"
     se_hidden: int = 64
     include_feat_encoder: bool = False
     seed_compatible_init: bool = True
@@ -116,7 +124,7 @@ class ModelConfig:
         """ActivityNet AvgPool1d kernel K, or None (THUMOS14: no smoothing)."""
         if self.variant != "activitynet12":
             return None
-        return ((self.pool_seqlen // self.pool_t) // 2) * 2 + 1
+        return ((self.max_seqlen // self.pool_t) // 2) * 2 + 1
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ModelConfig:
@@ -236,6 +244,24 @@ class ConsensusUnit(nn.Module):
         return self.attention[3:](hidden)
 
 
+def _discard_draws(device: torch.device, *shapes: tuple[int, ...]) -> None:
+    """Consume exactly the uniform draws an init of tensors of these shapes would."""
+    with torch.no_grad():
+        for shape in shapes:
+            torch.empty(shape, device=device).uniform_()
+
+
+def _valid_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T) bool: which rows of the padded batch x (B, T, 2D) are the videos' snippets."""
+    if lengths.shape != (x.shape[0],) or not bool(((lengths >= 1) & (lengths <= x.shape[1])).all()):
+        raise ValueError(
+            f"lengths must be ({x.shape[0]},) snippet counts in 1..{x.shape[1]}, "
+            f"got {lengths.tolist()}"
+        )
+    steps = torch.arange(x.shape[1], device=x.device)
+    return (steps < lengths.to(x.device).view(-1, 1)).unsqueeze(1)
+
+
 class CO2Net(nn.Module):
     """CO2-Net (reference class `CO2`, or `ANT_CO2` for variant "activitynet12").
 
@@ -264,7 +290,7 @@ class CO2Net(nn.Module):
             )
         elif cfg.seed_compatible_init:
             # PyTorch's default Conv1d init of the absent feat_encoder: weight, then bias.
-            self._discard_draws((d2, d2, 3), (d2,))
+            _discard_draws(self.fAttn.attention[0].weight.device, (d2, d2, 3), (d2,))
         self.fusion = nn.Sequential(_conv(d2, d2, 1), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout))
         self.classifier = nn.Sequential(
             nn.Dropout(cfg.dropout),
@@ -286,16 +312,9 @@ class CO2Net(nn.Module):
         if cfg.include_feat_encoder:
             self.feat_encoder.apply(_reference_init)
         elif cfg.seed_compatible_init:
-            self._discard_draws((d2, d2, 3))
+            _discard_draws(self.fAttn.attention[0].weight.device, (d2, d2, 3))
         self.fusion.apply(_reference_init)
         self.classifier.apply(_reference_init)
-
-    def _discard_draws(self, *shapes: tuple[int, ...]) -> None:
-        """Consume exactly the uniform draws an init of tensors of these shapes would."""
-        device = self.fAttn.attention[0].weight.device
-        with torch.no_grad():
-            for shape in shapes:
-                torch.empty(shape, device=device).uniform_()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> ModelOutputs:
         d = self.cfg.feature_dim
@@ -303,17 +322,7 @@ class CO2Net(nn.Module):
             raise ValueError(
                 f"CO2Net input must be (B, T, {2 * d}) snippet features, got {tuple(x.shape)}"
             )
-        valid = None
-        if lengths is not None:
-            if lengths.shape != (x.shape[0],) or not bool(
-                ((lengths >= 1) & (lengths <= x.shape[1])).all()
-            ):
-                raise ValueError(
-                    f"lengths must be ({x.shape[0]},) snippet counts in 1..{x.shape[1]}, "
-                    f"got {lengths.tolist()}"
-                )
-            steps = torch.arange(x.shape[1], device=x.device)
-            valid = (steps < lengths.to(x.device).view(-1, 1)).unsqueeze(1)  # (B, 1, T)
+        valid = None if lengths is None else _valid_mask(x, lengths)
         feat = _zero_padding(x.transpose(1, 2), valid)
         rgb, flow = feat[:, :d], feat[:, d:]
         v_atn, v_feat = self.vAttn(rgb, flow, valid)

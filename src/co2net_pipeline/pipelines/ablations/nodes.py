@@ -6,8 +6,9 @@ from typing import Any
 
 import pandas as pd
 
+from co2net_pipeline.params.overrides import PARAM_GROUPS
 from co2net_pipeline.pipelines.train_eval.pipeline import create_configuration_pipeline
-from co2net_pipeline.studies.in_process import PARAM_GROUPS, run_ablation_study
+from co2net_pipeline.studies.in_process import run_ablation_study
 
 
 def run_ablations(studies: dict, **inputs: Any) -> tuple[dict, pd.DataFrame, str]:

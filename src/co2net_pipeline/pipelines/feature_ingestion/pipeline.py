@@ -17,6 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "classlist",
                     "validation_report",
                     "validation_report_md",
+                    "ingestion_tags",
                 ],
                 name="ingest_features",
             )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from co2net_pipeline.method.inference import VideoOutputs, infer_videos
+from co2net_pipeline.params.schema import parse_config
 
 
 def infer_test_set(
     trained_model: dict, feature_store, data_split: dict, params: dict
 ) -> dict[str, VideoOutputs]:
     """Per test video: `cas` (T, C+1) logits, `attention`, `v_atn`, `f_atn` (T,)."""
-    return infer_videos(trained_model, feature_store.view(data_split["test"]), params)
+    settings = parse_config("inference", params)
+    return infer_videos(trained_model, feature_store.view(data_split["test"]), settings)

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 generate_proposals,
                 inputs=["test_cas_store", "classlist", "ambiguous_intervals", "params:proposals"],
-                outputs=["proposals", "video_scores"],
+                outputs=["proposals", "video_scores", "proposal_tags"],
                 name="generate_proposals",
             )
         ]

@@ -2,27 +2,84 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+
 import pandas as pd
 
+from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.method.sampler import (
     make_sampling_plan,
     multi_hot,
+    pair_pool_videos,
     reference_sampling_plan,
     split_heldout,
+    split_pools,
     split_seed,
 )
 from co2net_pipeline.params.schema import parse_group
 
+logger = logging.getLogger(__name__)
+
+
+def subset_problem(
+    subsets: Iterable[str], train_subset: str, test_subset: str, where: str
+) -> str | None:
+    """One line naming the train / test subsets that `where` (the annotations) lacks and the
+    subsets it has, with the override that would fix it; None when both are there."""
+    present = sorted({str(s) for s in subsets})
+    wanted = {"train_subset": train_subset, "test_subset": test_subset}
+    missing = {key: name for key, name in wanted.items() if name not in present}
+    if not missing:
+        return None
+    named = ", ".join(f"snippet_sampling.{key}={name!r}" for key, name in missing.items())
+    what = "subsets" if len(missing) > 1 else "subset"
+    line = f"{named}: no such {what} in {where} (its subsets: {', '.join(present) or 'none'})"
+    tests = [s for s in present if "test" in s.lower()]
+    trains = [s for s in present if s not in tests]
+    if len(tests) == 1 and len(trains) == 1:
+        return line + (
+            f'; kedro run --params "snippet_sampling.train_subset={trains[0]},'
+            f'snippet_sampling.test_subset={tests[0]}"'
+        )
+    if where.lower().endswith(".csv") and present == ["all"]:
+        return line + "; give the CSV a `subset` column (e.g. train / test) to split it"
+    return line + "; set snippet_sampling.train_subset and test_subset to two of them"
+
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
-    """Train / held-out / test video ids.
+    """Train / held-out / test video ids, and the videos the class-pair pools draw from
+    (`pairs`: the train list, or for `snippet_sampling.pools: activitynet12` every train-subset
+    video with snippets that are not all zero, short ones included, as the original's class).
 
     Videos that ingestion marked unusable (too short: the reference drops ActivityNet videos with
-    <= 10 snippets) leave both lists; the ground truth of the test subset is untouched.
+    <= 10 snippets) leave both lists; the ground truth of the test subset is untouched. A
+    missing subset is a `DataValidationError` (the run's pre-check usually catches it first);
+    train and test sharing videos is a WARNING.
     """
+    problem = subset_problem(
+        videos["subset"], params["train_subset"], params["test_subset"], "the videos table"
+    )
+    if problem:
+        raise DataValidationError(problem)
     usable = videos[videos["usable"]] if "usable" in videos else videos
     train = usable[usable["subset"] == params["train_subset"]]
     test = usable[usable["subset"] == params["test_subset"]]
+    if train.empty:
+        raise DataValidationError(
+            f"snippet_sampling.train_subset={params['train_subset']!r}: no usable video "
+            "(all too short; see the validation report)"
+        )
+    if shared := set(train["video_id"]) & set(test["video_id"]):
+        logger.warning(
+            "snippet_sampling: train and test share %d of %d test videos (train_subset=%r, "
+            "test_subset=%r): the test mAP is measured on training videos; give the annotations "
+            "a train/test split (a CSV: a `subset` column)",
+            len(shared),
+            len(test),
+            params["train_subset"],
+            params["test_subset"],
+        )
     train_ids = train["video_id"].tolist()
     heldout: list[str] = []
     if parse_group("snippet_sampling", params).heldout_fraction > 0:
@@ -32,7 +89,15 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
             params["heldout_fraction"],
             split_seed(params),
         )
-    return {"train": list(train_ids), "heldout": list(heldout), "test": test["video_id"].tolist()}
+    pairs = pair_pool_videos(
+        videos, train_ids, params["train_subset"], parse_group("snippet_sampling", params).pools
+    )
+    return {
+        "train": list(train_ids),
+        "heldout": list(heldout),
+        "test": test["video_id"].tolist(),
+        "pairs": pairs,
+    }
 
 
 def build_sampling_plan(
@@ -42,13 +107,15 @@ def build_sampling_plan(
 
     `rng: original` draws the batches from the reference's legacy-NumPy stream seeded with
     `training.seed` (one seed for batches, weights and dropout, as the reference's
-    `setup_seed`); `rng: plan` from independent per-block streams seeded with `seed`.
+    `setup_seed`); `rng: plan` from independent per-block streams seeded with `seed`. Fill
+    videos come from the train list, pairs from `data_split["pairs"]` (`snippet_sampling.pools`).
     """
-    train = videos.set_index("video_id").loc[data_split["train"]]
+    ids, fill, pairs = split_pools(videos, data_split)
+    train = videos.set_index("video_id").loc[ids]
     labels = multi_hot(train["labels"], classlist)
     if parse_group("snippet_sampling", params).rng == "original":
         return reference_sampling_plan(
-            video_ids=list(train.index),
+            video_ids=ids,
             labels=labels,
             lengths=train["n_snippets"].to_numpy(),
             n_iterations=training["max_iter"],
@@ -56,12 +123,16 @@ def build_sampling_plan(
             n_similar=training["n_similar"],
             seed=training["seed"],
             max_seqlen=training["max_seqlen"],
+            fill=fill,
+            pairs=pairs,
         )
     return make_sampling_plan(
-        video_ids=list(train.index),
+        video_ids=ids,
         labels=labels,
         n_iterations=training["max_iter"],
         batch_size=training["batch_size"],
         n_similar=training["n_similar"],
         seed=params["seed"],
+        fill=fill,
+        pairs=pairs,
     )

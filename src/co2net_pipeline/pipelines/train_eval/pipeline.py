@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from kedro.pipeline import Pipeline, node
 
+from co2net_pipeline.params.overrides import PARAM_GROUPS
 from co2net_pipeline.pipelines import (
     evaluation,
     feature_ingestion,
@@ -17,7 +18,6 @@ from co2net_pipeline.pipelines import (
     snippet_sampling,
     training,
 )
-from co2net_pipeline.studies.in_process import PARAM_GROUPS
 
 # The stages in data-flow order: feature_ingestion → ... → evaluation.
 STAGES = {
@@ -52,7 +52,7 @@ def study_pipeline(func: Callable, outputs: list[str], name: str) -> Pipeline:
     """One study node (seeds, ablations) in the namespace `studies`. Its keyword inputs: the
     datasets one configuration of `create_configuration_pipeline` reads (feature store,
     annotation tables, data split), every parameter group a configuration may override
-    (`studies.PARAM_GROUPS`) and `studies` (params:studies)."""
+    (`params.overrides.PARAM_GROUPS`) and `studies` (params:studies)."""
     chain_inputs = create_configuration_pipeline().inputs()
     data = sorted(name for name in chain_inputs if not name.startswith("params:"))
     inputs = {

@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "loss_curves_plot",
                     "test_curve",
                     "best_on_test",
+                    "training_tags",
                 ],
                 name="train_co2net",
             )

@@ -1,20 +1,15 @@
 """The pyfunc model's example input and its two inference nodes (new video features →
-detections). The input format (one row per snippet) is `co2net_pipeline.method.inference.frame_to_features`'s.
+detections). The input format (one row per snippet) is `co2net_pipeline.data.frames`'.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from co2net_pipeline.method.inference import (  # noqa: F401  (the format functions: tests import them here)
-    VideoOutputs,
-    feature_columns,
-    features_to_frame,
-    frame_to_features,
-    infer_videos,
-)
-from co2net_pipeline.method.proposals import ProposalParams, localize_videos
-from co2net_pipeline.params.schema import parse_group
+from co2net_pipeline.data.frames import features_to_frame, frame_to_features
+from co2net_pipeline.method.inference import VideoOutputs, infer_videos
+from co2net_pipeline.method.proposals import localize_videos
+from co2net_pipeline.params.schema import parse_config, parse_group
 
 
 def export_new_video_example(feature_store, data_split: dict, params: dict) -> pd.DataFrame:
@@ -31,11 +26,12 @@ def infer_new_videos(
     new_video_features: pd.DataFrame, trained_model: dict, params: dict
 ) -> dict[str, VideoOutputs]:
     """Per new video: `cas` (T, C+1) logits and the attentions, as the inference node does."""
-    return infer_videos(trained_model, frame_to_features(new_video_features), params)
+    settings = parse_config("inference", params)
+    return infer_videos(trained_model, frame_to_features(new_video_features), settings)
 
 
 def detect_new_videos(new_video_cas: dict, classlist: list[str], params: dict) -> pd.DataFrame:
     """Detections of the new videos, as the proposals node finds them (no ambiguous intervals
     are known for new videos)."""
     outputs = {vid: (arrays["cas"], arrays["attention"]) for vid, arrays in new_video_cas.items()}
-    return localize_videos(outputs, classlist, ProposalParams.from_dict(params))
+    return localize_videos(outputs, classlist, parse_config("proposals", params))

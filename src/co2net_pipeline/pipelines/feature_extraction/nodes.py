@@ -1,0 +1,100 @@
+"""Feature extraction: a folder of videos → W-TALC-format two-stream I3D features per video.
+
+Each node is one stage of the protocol (`co2net_pipeline.extraction`). The frame stages return
+lazy per-video streams (`extraction.streams.VideoStreams`): nothing is decoded until an I3D
+stream's features are written, one video at a time, by the catalog's per-video folders.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from co2net_pipeline.extraction.folders import check_weights, join_streams, report_markdown
+from co2net_pipeline.extraction.i3d import load_i3d
+from co2net_pipeline.extraction.streams import (
+    ExtractionSettings,
+    VideoStreams,
+    chunk_frames,
+    decode_videos,
+    flow_clips,
+    resize_frames,
+    rgb_clips,
+    stream_features,
+)
+from co2net_pipeline.extraction.writer import FeatureFolder, PendingFeatures
+from co2net_pipeline.params.schema import parse_group
+
+logger = logging.getLogger(__name__)
+
+
+def _settings(params: dict) -> ExtractionSettings:
+    values = parse_group("feature_extraction", params).model_dump()
+    for key in ("rgb_weights", "flow_weights"):
+        values.pop(key)
+    return ExtractionSettings.from_dict(values)
+
+
+def decode_and_resample(raw_videos: list[Path], params: dict) -> VideoStreams:
+    """The videos decoded with PyAV and resampled to `fps` by presentation time (lazy).
+
+    First node of the pipeline: both I3D weight files are checked here, so a missing one stops
+    the run before any video is opened. Unreadable, empty, audio-only and too short files are
+    recorded as problems (the report lists them); the others go on.
+    """
+    settings = parse_group("feature_extraction", params)
+    check_weights(settings.rgb_weights, settings.flow_weights)
+    streams = decode_videos(raw_videos, settings.fps)
+    logger.info(
+        "feature extraction: %d videos, %d unusable, at %g fps",
+        len(raw_videos),
+        len(streams.problems),
+        settings.fps,
+    )
+    return streams
+
+
+def resize(resampled_frames: VideoStreams, params: dict) -> VideoStreams:
+    """Frames (H', W', 3) uint8 RGB resized to a shorter side of `short_side`, bilinear (lazy)."""
+    return resize_frames(resampled_frames, _settings(params).short_side)
+
+
+def chunk(resized_frames: VideoStreams) -> VideoStreams:
+    """Non-overlapping 16-frame chunks, each with the frame after it (its last flow's target);
+    the tail shorter than a chunk is dropped (lazy)."""
+    return chunk_frames(resized_frames)
+
+
+def make_rgb_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
+    """RGB clips (3, 16, crop, crop) in [-1, 1], centre-cropped (lazy)."""
+    return rgb_clips(frame_chunks, _settings(params).crop_size)
+
+
+def make_flow_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
+    """TV-L1 flow clips (2, 16, crop, crop), clipped to ±flow_bound and scaled to [-1, 1] (lazy)."""
+    s = _settings(params)
+    return flow_clips(frame_chunks, s.crop_size, s.flow_bound, s.flow_before_crop, s.flow_workers)
+
+
+def extract_rgb_features(rgb_clips: VideoStreams, params: dict) -> PendingFeatures:
+    """I3D RGB features (chunks, 1024) per video, computed as the catalog writes them."""
+    network = load_i3d(parse_group("feature_extraction", params).rgb_weights, "rgb")
+    return stream_features(rgb_clips, network, "rgb", _settings(params))
+
+
+def extract_flow_features(flow_clips: VideoStreams, params: dict) -> PendingFeatures:
+    """I3D flow features (chunks, 1024) per video, computed as the catalog writes them."""
+    network = load_i3d(parse_group("feature_extraction", params).flow_weights, "flow")
+    return stream_features(flow_clips, network, "flow", _settings(params))
+
+
+def concatenate_streams(
+    rgb_i3d_features: FeatureFolder, flow_i3d_features: FeatureFolder
+) -> tuple[PendingFeatures, dict, str]:
+    """(chunks, 2048) per video, RGB first (the W-TALC JOINT layout), and the report of every
+    video with its status, chunks and, when skipped, the file and problem."""
+    pending, report = join_streams(rgb_i3d_features, flow_i3d_features)
+    markdown = report_markdown(report)
+    if report["n_skipped"]:
+        logger.warning("feature extraction: %d videos skipped\n%s", report["n_skipped"], markdown)
+    return pending, report, markdown

