@@ -39,3 +39,15 @@ def test_eval_loop_ours_and_reference_loop_agree(one_torch_thread) -> None:
     )
     assert n_ours == n_ref > 0
     assert abs(map_ours - map_ref) < 1e-3  # equal-tIoU ties may be ordered differently
+
+
+def test_extraction_speed_prints_a_row_per_stage(capsys) -> None:
+    """`benchmarks/extraction_speed.py` on one tiny chunk: every stage timed and extrapolated."""
+    bench = _load_benchmark("extraction_speed")
+    tiny = ["--seconds", "0.8", "--short-side", "24", "--crop-size", "16", "--flow-workers", "1"]
+    assert bench.main(tiny) == 0
+    out = capsys.readouterr().out
+    for row in ("| decode + resample + resize | cpu |", "| TV-L1 flow (1 thread) | cpu |"):
+        assert row in out
+    assert "| I3D RGB | cpu |" in out and "| I3D FLOW | cpu |" in out
+    assert "a THUMOS14-sized set (~24 h of video) would take" in out

@@ -154,3 +154,48 @@ def test_kedro_viz_draws_the_default_pipeline(viz_site, tmp_path):
     layers = {n["name"]: n.get("layer") for n in api["nodes"] if n["type"] == "data"}
     assert layers["raw_features"] == layers["raw_annotations"] == "raw"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_co2net_ui_prints_the_address_of_the_runs_table(tmp_path):
+    """`co2net ui` (the README's command): MLflow's UI on 127.0.0.1, and the address it prints
+    opens the experiment's runs table, even without the experiment-kind tag."""
+    import os
+    import queue
+    import signal
+    import socket
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("co2net", artifact_location=str(tmp_path / "mlruns"))
+    run = client.create_run(experiment_id, run_name="train_eval/seed=3552")
+    client.log_metric(run.info.run_id, "detection_metrics.avg_0.1-0.7", 0.42)
+    client.set_terminated(run.info.run_id)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("co2net")), "ui", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--tracking-uri", uri],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group: mlflow ui starts a worker
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in server.stdout], daemon=True).start()
+    try:
+        line = ""
+        while "the runs of experiment" not in line:
+            line = lines.get(timeout=300)
+        url = line.strip().split(": ", 1)[1]
+        assert url == experiment_url(f"http://127.0.0.1:{port}", experiment_id)
+        page = visible_text(chromium(url, tmp_path / "profile"))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    assert "Run Name" in page and "train_eval/seed=3552" in page, page[:600]
+    assert "Token Usage" not in page and "Cost Breakdown" not in page

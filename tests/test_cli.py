@@ -495,8 +495,10 @@ def test_summary_shows_both_models_in_tiou_order(store: dict) -> None:
     assert [s.split(":")[0] for s in shown] == [f"{t:g}" for t in TIOU]
     assert lines[selected + 2] == "    avg mAP 0.1:0.5   41.00"
     assert lines[best + 2] == "    avg mAP 0.1:0.7   35.00"
-    assert lines[-2] == f"  browse: .venv/bin/mlflow ui --backend-store-uri {store['uri']}"
-    assert lines[-1].startswith("    then open http://127.0.0.1:5000/#/experiments/")
+    assert lines[-2] == (
+        f"  browse: .venv/bin/co2net ui --tracking-uri {store['uri']}   (opens on the runs table)"
+    )
+    assert lines[-1].startswith("    at http://127.0.0.1:5000/#/experiments/")
     assert lines[-1].endswith("?workflowType=machine_learning")
 
 
@@ -537,7 +539,10 @@ def test_compare_accepts_prefixes_and_saves_what_it_prints(store: dict, tmp_path
     table = pd.read_csv(out_dir / "comparison.csv")
     assert not [c for c in table.columns if c.startswith("Unnamed")]
     assert list(table.columns[:3]) == ["section", "name", "unit"]
-    assert sorted(table.columns[3:]) == sorted([ids["last"][:8], ids["oracle"][:8]])
+    # in the order given, headed by the run name (the id where two runs share it)
+    last, oracle = (f"train_eval ({ids[k][:8]})" for k in ("last", "oracle"))
+    assert list(table.columns[3:]) == [last, oracle]
+    assert table.iloc[0, 3:].tolist() == [ids["last"], ids["oracle"]]  # the run / id row
     selected = table[table["section"] == "selected model"]
     assert selected["name"].tolist() == [f"mAP@{t:g}" for t in TIOU] + [
         "avg mAP 0.1:0.5",
@@ -546,12 +551,12 @@ def test_compare_accepts_prefixes_and_saves_what_it_prints(store: dict, tmp_path
     assert (selected["unit"] == "%").all()
     # the CSV holds the printed percentages
     row = selected[selected["name"] == "avg mAP 0.1:0.5"].iloc[0]
-    assert float(row[ids["oracle"][:8]]) == 41.0  # a column holds parameters too: text
-    assert "avg mAP 0.1:0.5" in out and "41.0" in out
+    assert row[oracle] == "41.00"  # one number format, printed and saved
+    assert "avg mAP 0.1:0.5" in out and "41.00" in out
     best = table[table["section"] == "best on test"]
-    assert best["name"].iloc[-1] == "iteration" and best[ids["oracle"][:8]].iloc[-1] == "3000"
+    assert best["name"].iloc[-1] == "iteration" and best[oracle].iloc[-1] == "3000"
     params = table[table["section"] == "parameter"].set_index("name")
-    assert params.loc["training.selection", ids["oracle"][:8]] == "oracle_test"
+    assert params.loc["training.selection", oracle] == "oracle_test"
     assert (out_dir / "comparison.png").stat().st_size > 0
 
 

@@ -80,3 +80,20 @@ def test_synthesize_rewrites_its_own_folder(tmp_path: Path) -> None:
     assert manifest["synthetic"] is True and not (out / ".synthetic-writing").exists()
     assert run([*args, "--seed", "1"])[0] == 0  # its own: rewritten
     assert json.loads((out / MANIFEST_NAME).read_text())["generator"]["seed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("empty.json", '{"results": {}}'), ("empty.csv", "video_id,t_start,t_end,label,score\n")],
+)
+def test_evaluate_a_detector_that_found_nothing(tmp_path, name, text) -> None:
+    predictions = tmp_path / name
+    predictions.write_text(text)
+    out_file = tmp_path / "metrics.json"
+    code, out, err = run(["evaluate", "--predictions", str(predictions), "--output", str(out_file)])
+    assert code == 0, err
+    assert err == "warning: the predictions hold no detection: every AP is 0\n"
+    assert "0 predictions)" in out and "Traceback" not in out
+    document = json.loads(out_file.read_text())
+    assert document["warnings"]["no_predictions"] == 1
+    assert set(document["map"].values()) == {0.0}

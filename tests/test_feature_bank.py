@@ -50,7 +50,7 @@ def test_store_mode_gathers_what_host_mode_gathers(store):
         idx = batch_snippet_indices(host.lengths[videos], rng.integers(0, 2**31, 4), 16)
         assert lazy.valid_length(videos, idx) == host.valid_length(videos, idx)
         assert torch.equal(lazy.gather(videos, idx), host.gather(videos, idx)), step
-    assert lazy._cache_bytes <= lazy._cache_limit
+    assert lazy._store.nbytes <= lazy._store.limit  # the LRU cache stays within its bound
     assert 0 < lazy.reads <= 20 * 4  # the cache saved some reads, never more than one per slot
 
 

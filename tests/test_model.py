@@ -22,6 +22,8 @@ from co2net_pipeline.method.model import (
 D = 32
 C = 5
 TINY = {"feature_dim": D, "n_classes": C, "attention_hidden": 16}
+# The reference THUMOS14 sizes (ModelConfig's defaults are conf/base's CPU-sized model).
+REFERENCE = {"feature_dim": 1024, "attention_hidden": 512}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,7 +35,7 @@ def tiny(**overrides) -> CO2Net:
 
 def meta_model(**cfg) -> CO2Net:
     with torch.device("meta"):
-        return build_model(cfg)
+        return build_model({**REFERENCE, **cfg})
 
 
 # --- sizes ----------------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def test_param_count_per_part():
 
 def test_full_size_forward_on_cpu():
     torch.manual_seed(0)
-    model = build_model().eval()
+    model = build_model(REFERENCE).eval()
     with torch.no_grad():
         out = model(torch.randn(1, 9, 2048))
     assert out.feat.shape == (1, 9, 2048)

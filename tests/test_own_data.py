@@ -64,6 +64,7 @@ def test_json_subsets_that_do_not_match_stop_before_any_node(tmp_path):
     """`kedro run` (default pipeline, default parameters) on JSON annotations whose subsets are
     training/testing: exit 2, one line naming both subsets asked for and the ones present,
     nothing ingested."""
+    (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project")
     features, annotations = _own_dataset(
         tmp_path / "own", {"v1": "training", "v2": "training", "v3": "testing"}
@@ -214,3 +215,78 @@ def test_a_plan_for_other_iterations_is_one_line_naming_snippet_sampling():
     assert "training.max_iter=100" in line
     assert "kedro run --pipelines=snippet_sampling,training" in line
     assert "\n" not in line
+
+
+def test_missing_synthetic_data_names_the_pipeline_that_writes_it(tmp_path, monkeypatch):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
+
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    project = copy_project(tmp_path)
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        with pytest.raises(ConfigurationError) as caught:
+            session.run(pipeline_names=["feature_ingestion"])
+    message = caught.value.format_message()
+    assert message.startswith("dataset 'raw_features': ")
+    assert "the embedded SYNTHETIC set is not written yet" in message
+    assert "kedro run --pipelines=synthetic_data (or make run)" in message
+
+
+def test_a_truncated_wtalc_file_is_one_line_naming_dataset_and_video(tmp_path):
+    """`kedro run` on a W-TALC file cut after some videos: one `Error:` line naming the catalog
+    dataset, the file, the entry and its video; Kedro's own ERROR record is not printed too."""
+    project = tmp_path / "project"
+    project.mkdir()
+    project = copy_project(project)
+    synthetic = tmp_path / "synthetic"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("co2net")), "synthesize", "--output", str(synthetic)]
+        + ["--feature-dim", "8"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    name = "Thumos14reduced-I3D-JOINTFeatures.npy"
+    data = (synthetic / name).read_bytes()
+    (broken / name).write_bytes(data[: len(data) // 3])
+    (synthetic / "Thumos14reduced-Annotations").rename(broken / "Thumos14reduced-Annotations")
+    done = subprocess.run(
+        [KEDRO, "run", "--pipelines=feature_ingestion"]
+        + [f"--params=raw_data.features={broken},feature_ingestion.feature_dim=8"],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "Traceback" not in output and "failed with error" not in output
+    (error,) = [line for line in output.splitlines() if "unreadable" in line]
+    assert error.startswith(f"Error: dataset 'raw_features': {broken / name}[")
+    videos = np.load(broken / "Thumos14reduced-Annotations/videoname.npy", allow_pickle=True)
+    entry = int(error.split(f"{name}[")[1].split("]")[0])
+    assert f"]: video {videos[entry].decode()}: unreadable, the file is truncated" in error
+    assert f"({entry} of {len(videos)} entries read;" in error
+
+
+def test_summary_of_user_data_has_no_synthetic_disclaimer():
+    from co2net_pipeline.cli import summary_lines
+    from co2net_pipeline.tracking.runs import RunRecord
+
+    metrics = {"detection_metrics.map_0.5": 0.3, "detection_metrics.avg_0.1-0.7": 0.25}
+    for source, disclaimer in (("user", False), ("synthetic", True)):
+        run = RunRecord(
+            "r" * 32, "train_eval", "FINISHED", 0, metrics, tags={"data_source": source}
+        )
+        text = "\n".join(summary_lines(run, "co2net", "sqlite:///mlflow.db"))
+        assert f"data: {source}" in text
+        assert ("SYNTHETIC" in text) == disclaimer

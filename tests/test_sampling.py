@@ -293,3 +293,41 @@ def test_held_out_split_follows_split_seed_not_the_plan_seed():
     assert fixed[0] == split_videos(videos, classes, {**base, "seed": 3552})["heldout"]
     moved = [split_videos(videos, classes, {**base, "seed": s})["heldout"] for s in (1, 2)]
     assert moved[0] != moved[1]  # without split_seed the plan seed also draws the split
+
+
+def test_plan_draws_pairs_and_fill_from_their_own_pools():
+    """`rng: plan` with the ActivityNet pools: pair slots only from the pair pools (short
+    videos included), fill slots only from the train list (all-zero videos included)."""
+    labels = np.eye(2)[[0, 0, 0, 1, 1, 1, 1, 0]]
+    ids = [f"v{i}" for i in range(8)]
+    fill = np.array([1, 1, 0, 1, 1, 0, 1, 1], bool)  # v2, v5: short
+    pairs = np.array([1, 1, 1, 1, 1, 1, 0, 0], bool)  # v6, v7: all zero
+    plan = make_sampling_plan(
+        ids, labels, 200, batch_size=6, n_similar=2, seed=4, fill=fill, pairs=pairs
+    )
+    paired = set(plan.loc[plan["slot"] < 4, "video_id"])
+    filled = set(plan.loc[plan["slot"] >= 4, "video_id"])
+    assert paired == {f"v{i}" for i in range(6)}
+    assert filled == {"v0", "v1", "v3", "v4", "v6", "v7"}
+
+
+def test_a_test_subset_without_usable_video_stops_the_run():
+    """Issue 24: zero test videos ended FINISHED with mAP 0.0 at every tIoU, without a word."""
+    from co2net_pipeline.data.errors import DataValidationError
+    from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos
+
+    videos = pd.DataFrame(
+        {
+            "video_id": ["a", "b", "t"],
+            "subset": ["validation", "validation", "test"],
+            "labels": [["x"], ["x"], ["x"]],
+            "usable": [True, True, False],  # the only test video is too short
+        }
+    )
+    params = {"train_subset": "validation", "test_subset": "test", "heldout_fraction": 0.0}
+    with pytest.raises(DataValidationError) as info:
+        split_videos(videos, ["x"], {**params, "seed": 1})
+    assert str(info.value) == (
+        "snippet_sampling.test_subset='test': no usable video to evaluate (all too short or "
+        "without snippets; see the validation report)"
+    )

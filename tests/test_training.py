@@ -422,7 +422,10 @@ def test_test_curve_is_recorded_and_does_not_change_training(data):
     _assert_same_weights(plain.state_dict, with_curve.state_dict)
     assert calls == [2, 4, 6]
     assert list(with_curve.test_curve["iteration"]) == [2, 4, 6]
-    assert list(with_curve.test_curve.columns) == ["iteration", "avg_0.1-0.7", "map_0.5"]
+    columns = ["iteration", "avg_0.1-0.7", "map_0.5", "reference_point"]
+    assert list(with_curve.test_curve.columns) == columns
+    # 6 is both a test point and the final iteration: the original scores it too
+    assert list(with_curve.test_curve["reference_point"]) == [1.0, 1.0, 1.0]
     assert plain.test_curve.empty
 
 

@@ -1,16 +1,27 @@
-"""`python -m co2net_pipeline` runs the project like `kedro run`."""
+"""`python -m co2net_pipeline` (and the `co2net-pipeline` script) runs the project like
+`kedro run`, with the same options, from the project folder."""
 
 import sys
 from pathlib import Path
 
-from kedro.framework.cli.utils import find_run_command
 from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):
+    from co2net_pipeline.cli import telemetry_off
+
+    telemetry_off()  # before the session loads Kedro's telemetry hook and MLflow
+    from kedro.utils import find_kedro_project
+
+    if find_kedro_project(Path.cwd()) is None:
+        sys.exit(f"Error: {Path.cwd()} is not in a Kedro project; run this from the project folder")
     package_name = Path(__file__).parent.name
     configure_project(package_name)
-    run = find_run_command(package_name)
+    # Kedro's `find_run_command` expects a `run` command in `<package>.cli`; ours holds the
+    # `co2net` commands only, so Kedro's own `run` is the one to call.
+    from kedro.framework.cli.project import run
+
+    kwargs.setdefault("standalone_mode", not hasattr(sys, "ps1"))
     return run(*args, **kwargs)
 
 

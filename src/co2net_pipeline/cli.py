@@ -44,6 +44,10 @@ class UserError(click.ClickException):
         self.ctx = click.get_current_context(silent=True)
 
 
+class ClosedPipe(Exception):
+    """The reader of our output left (`co2net summary | head -3`): `main` ends quietly."""
+
+
 def _debug() -> bool:
     ctx = click.get_current_context(silent=True)
     flag = bool(ctx and ctx.find_root().params.get("debug"))
@@ -70,6 +74,8 @@ def _reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError as exc:  # not an OSError to click, which would exit 1
+            raise ClosedPipe() from exc
         except Exception as exc:
             if _debug() or not _is_user_error(exc):
                 raise
@@ -468,36 +474,34 @@ def compare(
     output: Path,
     tracking_uri: str,
 ) -> None:
-    """Side-by-side table of MLflow runs: the parameters that differ, then the mAPs (%).
+    """Side-by-side table of MLflow runs, in the order given: the data and the parameters that
+    differ, then the mAPs (%).
 
-    The CSV holds what is printed: columns section, name, unit, then one per run."""
+    The CSV holds every value printed, whole (the terminal shortens long cells and folds wide
+    tables): columns section, name, unit, then one per run, headed by the run's name."""
     check_output_dir(output)
     _check_tracking_store(tracking_uri)
-    import pandas as pd
-
-    from co2net_pipeline.tracking.records import compare_runs, comparison_table, save_comparison
-    from co2net_pipeline.tracking.runs import search_runs
+    from co2net_pipeline.tracking.records import (
+        compare_runs,
+        comparison_table,
+        format_comparison,
+        save_comparison,
+    )
+    from co2net_pipeline.tracking.runs import resolve_run_ids, search_runs
 
     wanted = [*run_ids, *more_run_ids]
     runs = search_runs(experiment, tracking_uri, wanted or None, include_nested=bool(wanted))
-    if not wanted:
+    if wanted:  # columns in the order given
+        order = resolve_run_ids(wanted, runs["run_id"], experiment)
+        runs = runs.set_index("run_id").loc[order].reset_index()
+    else:
         runs = runs[runs["status"] == "FINISHED"].head(last)
     if runs.empty:
         raise UserError(f"experiment '{experiment}' has no run to compare")
     params, metrics = compare_runs(runs)
-    table = comparison_table(params, metrics)
-    shown = table.set_index(["section", "name", "unit"]).astype(object)
-    shown = shown.where(shown.notna(), "-")
-    with pd.option_context("display.width", 200, "display.max_rows", 500):
-        is_param = shown.index.get_level_values("section") == "parameter"
-        if len(runs) == 1:
-            click.echo("Parameters:")
-        else:
-            click.echo("Parameters that differ:" if is_param.any() else "No parameter differs.")
-        if is_param.any():
-            click.echo(shown[is_param].droplevel(["section", "unit"]).rename_axis(None).to_string())
-        click.echo("\nMetrics (mAP in %):")
-        click.echo(shown[~is_param].rename_axis([None, None, None]).to_string())
+    table = comparison_table(params, metrics, runs["run_id"].tolist())
+    width = shutil.get_terminal_size((100, 24)).columns
+    click.echo(format_comparison(table, max(width, 60)))
     csv, png = save_comparison(table, metrics, output)
     click.echo(f"\nwrote {csv} and {png}")
 
@@ -514,6 +518,83 @@ def summary(experiment: str, tracking_uri: str) -> None:
     run = lib.latest_scored_run(lib.load_runs(experiment, tracking_uri), experiment)
     for line in summary_lines(run, experiment, tracking_uri):
         click.echo(line)
+
+
+@co2net.command(short_help="MLflow's UI on 127.0.0.1, opened on the runs table.")
+@_experiment_option
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5000,
+    show_default=True,
+    help="Port on 127.0.0.1.",
+)
+@_tracking_uri_option
+@_reports_user_errors
+def ui(experiment: str, port: int, tracking_uri: str) -> None:
+    """Start MLflow's UI for the tracking store, bound to 127.0.0.1 (only this machine), and
+    print the address of the experiment's runs table: MLflow 3.17 otherwise opens its GenAI
+    view (traces, tokens). Ctrl-C stops it."""
+    _check_tracking_store(tracking_uri)
+    from co2net_pipeline.tracking.runs import experiment_id, experiment_url
+
+    url = experiment_url(f"http://127.0.0.1:{port}", experiment_id(experiment, tracking_uri))
+    _check_port_free(port)
+    click.echo(f"starting MLflow's UI on 127.0.0.1:{port} (tracking store {tracking_uri}) ...")
+    server = _start_mlflow_ui(tracking_uri, port)
+    try:
+        _wait_until_up(server, f"http://127.0.0.1:{port}/health")
+        click.echo(f"the runs of experiment '{experiment}': {url}")
+        click.echo("(Ctrl-C stops the server)")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _check_port_free(port: int) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UserError(
+                f"port {port} on 127.0.0.1 is in use (an MLflow UI already?); give --port"
+            ) from exc
+
+
+def _start_mlflow_ui(tracking_uri: str, port: int):
+    """`mlflow ui` for the store, one worker, bound to 127.0.0.1, telemetry off."""
+    import subprocess
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return subprocess.Popen(command, env=env)
+
+
+def _wait_until_up(server, health_url: str, timeout_s: float = 300.0) -> None:
+    """Until the UI answers (`mlflow ui` takes ~45 s to start on 2 busy cores)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UserError(f"MLflow's UI stopped while starting (exit status {server.returncode})")
+        try:
+            with urllib.request.urlopen(health_url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise UserError(f"MLflow's UI did not answer at {health_url} within {timeout_s:.0f} s")
 
 
 def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
@@ -548,10 +629,11 @@ def summary_lines(run, experiment: str, tracking_uri: str) -> list[str]:
         lines.append(
             "  (embedded SYNTHETIC features: these numbers measure the pipeline, not THUMOS14)"
         )
-    lines.append(f"  browse: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
+    where = "" if tracking_uri == DEFAULT_TRACKING_URI else f" --tracking-uri {tracking_uri}"
+    lines.append(f"  browse: .venv/bin/co2net ui{where}   (opens on the runs table)")
     if run.experiment_id:
         # MLflow 3.17 opens experiments in its GenAI view unless the URL asks for the runs table
-        lines.append(f"    then open {experiment_url('http://127.0.0.1:5000', run.experiment_id)}")
+        lines.append(f"    at {experiment_url('http://127.0.0.1:5000', run.experiment_id)}")
     return lines
 
 
@@ -767,8 +849,11 @@ cli.add_command(co2net)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `co2net` with `argv` (default: the process arguments); returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    telemetry_off()
     try:
         return int(co2net.main(args=args, prog_name="co2net", standalone_mode=False) or 0)
+    except (ClosedPipe, BrokenPipeError):
+        return _closed_pipe()
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         return 0
@@ -783,6 +868,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             message += f" (see `{where} --help`)"
         click.echo(f"{where}: error: {message}", err=True)
         return 2
+
+
+# What Kedro's, MLflow's and other libraries' usage telemetry read to stay off.
+TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "KEDRO_DISABLE_TELEMETRY": "true"}
+TELEMETRY_OFF["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+def telemetry_off() -> None:
+    """No usage telemetry from the project's own commands (`co2net`, `co2net-pipeline`); a
+    value the user set wins. MLflow reads it when imported, so this runs first."""
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+
+
+def _closed_pipe() -> int:
+    """The reader of our output left (`co2net summary | head -3`): stop without a message, and
+    point stdout at /dev/null so the interpreter's final flush does not complain either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (pytest's capture): nothing left to flush
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
 
 
 if __name__ == "__main__":

@@ -6,12 +6,25 @@ from kedro.io import DataCatalog
 from co2net_pipeline.kedro_glue import terminal
 from co2net_pipeline.kedro_glue.hooks import ProjectHooks
 from co2net_pipeline.kedro_glue.parameter_hook import ParameterCheckHook
-from co2net_pipeline.kedro_glue.run_guard import InterruptHook, RunLockHook
+from co2net_pipeline.kedro_glue.run_guard import (
+    DiskFullHook,
+    InterruptHook,
+    RunLockHook,
+    TrackingCheckHook,
+)
 
 # ParameterCheckHook: environment and parameters checked before anything runs (fail fast).
-# RunLockHook: one run per project at a time. Registered first so that, among the tryfirst
-# hooks, it runs after the parameter check (pluggy calls the last registered first).
-HOOKS = (RunLockHook(), InterruptHook(), ParameterCheckHook(), ProjectHooks())
+# RunLockHook: one run per project at a time; TrackingCheckHook: the MLflow store can take the
+# run. Registered first so that, among the tryfirst hooks, they run after the parameter check
+# (pluggy calls the last registered first); DiskFullHook's one line comes last of all.
+HOOKS = (
+    DiskFullHook(),
+    TrackingCheckHook(),
+    RunLockHook(),
+    InterruptHook(),
+    ParameterCheckHook(),
+    ProjectHooks(),
+)
 
 # kedro-viz's hooks stay on (its Workflow tab and dataset statistics need them): they only
 # count the rows of DataFrames and stat the files of the datasets a run touches.

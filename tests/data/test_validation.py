@@ -46,8 +46,10 @@ def test_clean_dataset_tables(tmp_path, tiny):
         "snippets_per_second",
         "labels",
         "usable",
+        "all_zero",
     ]
     assert dataset.videos["n_snippets"].tolist() == [16, 25, 12, 20]
+    assert not dataset.videos["all_zero"].any()
     assert dataset.videos["snippets_per_second"].unique().tolist() == [25 / 16]
     assert dataset.videos["labels"].tolist() == [["Jump"], ["Run"], ["Jump", "Run"], ["Run"]]
     assert list(dataset.segments.columns) == [

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
-import sys
+import json
 from pathlib import Path
 
 import mlflow
@@ -124,9 +122,12 @@ def test_detect_writes_the_csv_that_evaluate_reads(
 
 @pytest.mark.slow
 def test_kedro_run_feature_extraction(tmp_path, i3d_weights) -> None:
-    """`kedro run --pipelines feature_extraction` on a project copy: the per-video features,
-    the stream folders and the report; a second run skips every video."""
-    from kedro_helpers import copy_project
+    """The `feature_extraction` pipeline in a Kedro session on a project copy: per-video
+    features, only `<video>.npy` in the result folder, the report; missing weights stop the
+    run before any node's work, as one data-error line."""
+    from kedro_helpers import copy_project, run_pipeline
+
+    from co2net_pipeline.data.errors import DataValidationError
 
     (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project")
@@ -134,43 +135,24 @@ def test_kedro_run_feature_extraction(tmp_path, i3d_weights) -> None:
     write_video(videos / "a.mp4", 40)
     (videos / "b.avi").write_bytes(b"RIFF" + bytes(100))
     rgb, flow = i3d_weights
-    params = [
-        f"raw_data.videos={videos}",
-        f"feature_extraction.rgb_weights={rgb}",
-        f"feature_extraction.flow_weights={flow}",
-        "feature_extraction.short_side=24",
-        "feature_extraction.crop_size=16",
-        "feature_extraction.progress=false",
-    ]
-    command = [sys.executable, "-m", "kedro", "run", "--pipelines", "feature_extraction"]
-    env = {**os.environ, "DO_NOT_TRACK": "true", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [*command, "--params", ",".join(params)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert np.load(project / "data/04_feature/i3d_features/a.npy").shape == (2, 2048)
-    assert sorted(p.name for p in (project / "data/04_feature/i3d_features").iterdir()) == ["a.npy"]
-    import json
-
+    extra = {
+        "raw_data": {"videos": str(videos)},
+        "feature_extraction": {
+            "rgb_weights": str(rgb),
+            "flow_weights": str(flow),
+            "short_side": 24,
+            "crop_size": 16,
+            "progress": False,
+        },
+    }
+    run_pipeline(project, "feature_extraction", extra)
+    result = project / "data/04_feature/i3d_features"
+    assert sorted(p.name for p in result.iterdir()) == ["a.npy"]
+    assert np.load(result / "a.npy").shape == (2, 2048)
     report = json.loads((project / "data/08_reporting/feature_extraction.json").read_text())
     assert report["n_extracted"] == 1 and report["videos"][1]["video_id"] == "b"
     assert report["videos"][1]["problem"].startswith("not a readable video")
     assert "| b | skipped |" in (project / "data/08_reporting/feature_extraction.md").read_text()
-    missing = [p for p in params if "rgb_weights" not in p] + [
-        "feature_extraction.rgb_weights=x.pt"
-    ]
-    done = subprocess.run(
-        [*command, "--params", ",".join(missing)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("Error: I3D rgb weights x.pt not found")
+    extra["feature_extraction"]["rgb_weights"] = "x.pt"
+    with pytest.raises(DataValidationError, match=r"^I3D rgb weights x.pt not found"):
+        run_pipeline(project, "feature_extraction", extra)

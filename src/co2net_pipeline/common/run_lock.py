@@ -15,9 +15,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["LockHeld", "ProjectLock"]
+__all__ = ["LockHeld", "ProjectLock", "waiting_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +85,25 @@ def _read_holder(fd: int) -> str:
         return f"pid {int(info['pid'])} (started {started}: {info.get('command', '?')})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process (its details are unreadable)"
+
+
+@contextmanager
+def waiting_lock(path: str | Path, timeout_s: float = 120.0) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` for the block, waiting up to `timeout_s` for it
+    (`LockHeld` after that). For short critical sections between processes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockHeld(f"{path}: still locked after {timeout_s:.0f} s") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # drops the flock

@@ -40,7 +40,11 @@ from co2net_pipeline.data.annotations import (
     shipped_annotations_dir,
 )
 from co2net_pipeline.data.errors import DataValidationError
-from co2net_pipeline.data.npy_stream import NonArrayEntryError, iter_object_npy
+from co2net_pipeline.data.npy_stream import (
+    NonArrayEntryError,
+    TruncatedArrayError,
+    iter_object_npy,
+)
 from co2net_pipeline.data.safe_npy import UnsafeNpyError, load_npy
 
 logger = logging.getLogger(__name__)
@@ -200,6 +204,12 @@ def _wtalc_entries(path: Path, dense: bool, ids: list[str]) -> Iterator[np.ndarr
         vid = ids[exc.index] if exc.index < len(ids) else "?"
         raise FeatureFormatError(
             f"{path}[{exc.index}]: video {vid}: entry is a {exc.kind}, not an array"
+        ) from exc
+    except TruncatedArrayError as exc:
+        vid = ids[exc.count] if exc.count < len(ids) else "?"
+        raise FeatureFormatError(
+            f"{path}[{exc.count}]: video {vid}: unreadable, the file is truncated or corrupt "
+            f"from this entry on ({exc.count} of {len(ids)} entries read; {exc.reason})"
         ) from exc
     except ValueError as exc:
         raise FeatureFormatError(str(exc)) from exc

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from co2net_pipeline.data.formats import FeatureSource
-from co2net_pipeline.data.synthetic import MANIFEST_NAME
+if TYPE_CHECKING:  # light to import: `tracking` reads DATA_TAGS
+    from co2net_pipeline.data.formats import FeatureSource
 
 SYNTHETIC = "synthetic"
 # The data_source of features without a manifest whose label still says synthetic.
@@ -24,6 +25,8 @@ DATA_TAGS = ("dataset", "data_source", "features_path", "features_format", "feat
 def synthetic_manifest(features_path: str | Path) -> Path | None:
     """The synthetic generator's manifest that describes `features_path` (the W-TALC file or
     its folder), or None: features from anywhere else."""
+    from co2net_pipeline.data.synthetic import MANIFEST_NAME
+
     path = Path(features_path)
     folder = path if path.is_dir() else path.parent
     manifest = folder / MANIFEST_NAME

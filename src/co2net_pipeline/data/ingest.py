@@ -167,6 +167,21 @@ def pending_feature_store(
     )
 
 
+def _skipped_result(paths: dict[str, Path], store_path: Path, fingerprint: str) -> IngestResult:
+    """The outputs of an earlier ingestion of the same inputs, read back (nothing written)."""
+    return IngestResult(
+        videos=read_videos_table(paths["videos"]),
+        segments=pd.read_parquet(paths["segments"]),
+        classlist=pd.read_parquet(paths["classlist"])["name"].astype(str).tolist(),
+        ambiguous=pd.read_parquet(paths["ambiguous"]),
+        report=json.loads(paths["report_json"].read_text()),
+        store_path=store_path,
+        fingerprint=fingerprint,
+        skipped=True,
+        paths=paths,
+    )
+
+
 def ingest(
     features_path: str | Path,
     annotations_path: str | Path | None = None,
@@ -212,17 +227,7 @@ def ingest(
             and all(p.is_file() for p in paths.values())
         )
         if current:
-            return IngestResult(
-                videos=read_videos_table(paths["videos"]),
-                segments=pd.read_parquet(paths["segments"]),
-                classlist=pd.read_parquet(paths["classlist"])["name"].astype(str).tolist(),
-                ambiguous=pd.read_parquet(paths["ambiguous"]),
-                report=json.loads(paths["report_json"].read_text()),
-                store_path=store_path,
-                fingerprint=fingerprint,
-                skipped=True,
-                paths=paths,
-            )
+            return _skipped_result(paths, store_path, fingerprint)
 
         dataset, report = validate_dataset(source, annotations, params)
         report["fingerprint"] = fingerprint

@@ -42,6 +42,16 @@ class NonArrayEntryError(ValueError):
         self.kind = kind
 
 
+class TruncatedArrayError(ValueError):
+    """The object array's pickle stream ends or breaks after `count` whole entries: entry
+    `count` is the first that cannot be read (a truncated or corrupt file)."""
+
+    def __init__(self, path: Path, count: int, cause: BaseException) -> None:
+        self.count = count
+        self.reason = f"{type(cause).__name__}: {cause}"
+        super().__init__(f"{path}: unreadable object array after {count} entries ({self.reason})")
+
+
 class _Forgotten:
     __slots__ = ("key",)
 
@@ -177,10 +187,7 @@ def iter_object_npy(path: str | Path, encoding: str = "bytes") -> Iterator[np.nd
         except (UnsafeNpyError, ValueError):
             raise
         except Exception as exc:  # truncated or corrupt pickle stream
-            raise ValueError(
-                f"{path}: unreadable object array after {count} entries "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
+            raise TruncatedArrayError(path, count, exc) from exc
         if not isinstance(final, np.ndarray) or final.shape != tuple(shape):
             found = getattr(final, "shape", type(final).__name__)
             raise ValueError(f"{path}: header says shape {tuple(shape)}, payload has {found}")

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -40,14 +41,20 @@ def _debug() -> bool:
     return os.environ.get("CO2NET_DEBUG", "") not in ("", "0")
 
 
-def data_error_line(error: BaseException) -> str | None:
+def data_error_line(error: BaseException, features: str | None = None) -> str | None:
     """The problem with the input data in `error`'s chain, as one line naming the dataset that
-    failed to load (when one did), the file, the video and the problem; None for other errors."""
+    failed to load (when one did), the file, the video and the problem; None for other errors.
+    features: the raw features dataset, named for a feature file that breaks while a node
+    reads it (a truncated W-TALC file)."""
+    from co2net_pipeline.data.formats import FeatureFormatError
+
     dataset, seen = None, error
     while seen is not None:
         loading = re.match(r"(\w+): Failed while loading data", str(seen))
         if dataset is None and loading:
             dataset = loading.group(1)
+        if dataset is None and isinstance(seen, FeatureFormatError):
+            dataset = features
         if isinstance(seen, DataValidationError | UnsafeNpyError) or (
             dataset is not None
             and isinstance(seen, FileNotFoundError | ValueError)
@@ -91,6 +98,7 @@ class ParameterCheckHook:
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
         self._context = context
+        drop_node_data_errors()
         env = context.env
         conf = Path(context.config_loader.conf_source)
         if env and not (conf / env).is_dir():
@@ -143,9 +151,35 @@ class ParameterCheckHook:
 
     @hook_impl(trylast=True)  # after kedro-mlflow has closed its run as failed
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
-        line = None if _debug() else data_error_line(error)
+        from co2net_pipeline.kedro_glue.datasets import RawFeaturesDataset, raw_datasets
+
+        found = raw_datasets(catalog, pipeline.inputs())
+        features = next((n for n, d in found.items() if isinstance(d, RawFeaturesDataset)), None)
+        line = None if _debug() else data_error_line(error, features)
         if line:
             raise DataInputError(line) from error
+
+
+class DropNodeDataErrors(logging.Filter):
+    """Drops Kedro's "Node ... failed with error" record when the error is unusable input
+    data: `on_pipeline_error` prints it as one line, and it would otherwise show twice. Kedro
+    logs the record inside its `except` block, so the error is `sys.exc_info()` here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _debug() or not str(record.msg).startswith("Node %s failed with error"):
+            return True
+        error = sys.exc_info()[1]
+        return error is None or data_error_line(error) is None
+
+
+NODE_DATA_ERRORS = DropNodeDataErrors()
+
+
+def drop_node_data_errors() -> None:
+    """Install `DropNodeDataErrors` on Kedro's node logger (idempotent)."""
+    node_logger = logging.getLogger("kedro.pipeline.node")
+    if NODE_DATA_ERRORS not in node_logger.filters:
+        node_logger.addFilter(NODE_DATA_ERRORS)
 
 
 def missing_raw_input(
@@ -160,11 +194,28 @@ def missing_raw_input(
             continue
         if Path(dataset.location).resolve() not in written:
             key = "features" if isinstance(dataset, RawFeaturesDataset) else "annotations"
+            if _is_synthetic_set(catalog, Path(dataset.location)):
+                return (
+                    f"dataset {name!r}: {dataset.location} not found: the embedded SYNTHETIC "
+                    "set is not written yet; kedro run --pipelines=synthetic_data (or make run) "
+                    f"writes it, or set raw_data.{key} to your own features"
+                )
             return (
                 f"dataset {name!r}: {dataset.location} not found (set raw_data.{key} in "
                 f"conf/<env>/globals.yml, or kedro run --params raw_data.{key}=PATH)"
             )
     return None
+
+
+def _is_synthetic_set(catalog, location: Path) -> bool:
+    """Whether `location` is where the synthetic_data pipeline writes its set (or in it)."""
+    if "synthetic_features" not in catalog:
+        return False
+    folder = catalog.get("synthetic_features")._describe().get("path")
+    if not folder:
+        return False
+    folder, location = Path(folder).resolve(), location.resolve()
+    return location == folder or folder in location.parents
 
 
 def data_problem(catalog, pipeline, parsed: Mapping) -> str | None:

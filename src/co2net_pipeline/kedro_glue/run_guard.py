@@ -1,5 +1,5 @@
-"""Guards around a `kedro run`: one run per project at a time, and an interrupted run's MLflow
-record says KILLED.
+"""Guards around a `kedro run`: one run per project at a time, an interrupted run's MLflow
+record says KILLED, an unusable MLflow store or a full disk is one line.
 
 - `RunLockHook`: a second `kedro run` in the same project (same catalog paths, same model file)
   stops before anything is read or written, in one line naming the running one's pid, start
@@ -8,11 +8,15 @@ record says KILLED.
 - `InterruptHook`: Ctrl-C (SIGINT) and SIGTERM end the active MLflow runs (nested ones
   included) as KILLED when the process exits. Without it MLflow's own exit handler closes them
   FINISHED (Ctrl-C) and SIGTERM leaves them RUNNING.
+- `TrackingCheckHook`: the MLflow store is checked before kedro-mlflow uses it
+  (`tracking.store_check`: unreachable server, read-only, locked or full store).
+- `DiskFullHook`: a run stopped by a full disk ends with `<file>: no space left on device`.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import sys
 import threading
@@ -125,3 +129,100 @@ class InterruptHook:
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._restore()
+
+
+class TrackingUnusable(click.ClickException, RuntimeError):
+    """The MLflow store cannot take the run: one line in `kedro run` (exit code 1)."""
+
+
+def _mlflow_conf(context) -> dict:
+    """conf/<env>/mlflow.yml as kedro-mlflow reads it (this hook runs before kedro-mlflow's)."""
+    loader = context.config_loader
+    loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
+    try:
+        return dict(loader["mlflow"] or {})
+    except Exception:  # no mlflow.yml, or kedro-mlflow will report its own problem with it
+        return {}
+
+
+class TrackingCheckHook:
+    """Checks the MLflow store before kedro-mlflow uses it (`tracking.store_check`)."""
+
+    def __init__(self) -> None:
+        self._uri: str | None = None
+        self._untracked: list[str] = []
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        from co2net_pipeline.tracking.runs import sqlite_store_path
+        from co2net_pipeline.tracking.store_check import (
+            prepare_sqlite_store,
+            server_problem,
+            sqlite_problem,
+        )
+
+        conf = _mlflow_conf(context)
+        server, tracking = conf.get("server") or {}, conf.get("tracking") or {}
+        self._uri = server.get("mlflow_tracking_uri")
+        self._untracked = list((tracking.get("disable_tracking") or {}).get("pipelines") or [])
+        if not self._uri:
+            return
+        db = sqlite_store_path(self._uri)
+        if db is None:
+            if self._uri.split(":", 1)[0] in ("http", "https") and (
+                problem := server_problem(self._uri)
+            ):
+                raise TrackingUnusable(problem)
+            return
+        experiment = tracking.get("experiment") or {}
+        if not db.exists() and (problem := sqlite_problem(db)):
+            raise TrackingUnusable(problem)
+        prepare_sqlite_store(
+            self._uri,
+            experiment.get("name") or "Default",
+            Path(context.project_path) / "data" / ".mlflow_setup.lock",
+            experiment.get("create_experiment_kwargs"),
+        )
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        from co2net_pipeline.tracking.store_check import tracking_problem
+
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if all(name in self._untracked for name in names):
+            return
+        if problem := tracking_problem(self._uri):
+            raise TrackingUnusable(problem)
+
+
+class DiskFullRunError(click.ClickException, OSError):
+    """A full disk stopped the run: one line naming the file (exit code 1)."""
+
+
+def disk_full_line(error: BaseException) -> str | None:
+    """`<file>: no space left on device` from the first `DiskFullError` in `error`'s chain (or
+    the disk-full error itself, in one line); None when the disk was not full."""
+    from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full
+
+    if not is_disk_full(error):
+        return None
+    seen = error
+    while seen is not None:
+        if isinstance(seen, DiskFullError):
+            return str(seen)
+        if getattr(seen, "errno", None) is not None and getattr(seen, "filename", None):
+            return f"{seen.filename}: no space left on device"
+        seen = seen.__cause__ or seen.__context__
+    return "no space left on device: " + " ".join(str(error).split())
+
+
+class DiskFullHook:
+    """After kedro-mlflow has marked the run FAILED: a full disk is one line, not a traceback
+    (`CO2NET_DEBUG=1` keeps the traceback)."""
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        if os.environ.get("CO2NET_DEBUG", "") not in ("", "0"):
+            return
+        if line := disk_full_line(error):
+            raise DiskFullRunError(line) from error

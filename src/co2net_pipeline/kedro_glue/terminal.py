@@ -23,6 +23,18 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"(\x1b\[\d+m)?Add type hints to the `predict` method"),
     # Kedro 1.7 and kedro-mlflow 2.0.3 call OmegaConf.register_new_resolver themselves.
     (UserWarning, r"register_new_resolver\(\) is deprecated"),
+    # kedro-viz 12 imports FastAPI's ORJSONResponse (`kedro viz build` / `run`): a
+    # FastAPIDeprecationWarning (a UserWarning) about kedro-viz's code, not ours.
+    (UserWarning, r"ORJSONResponse is deprecated, FastAPI now serializes data directly"),
+)
+# (logger, message start) of library log records that say nothing to a user of this project.
+KNOWN_RECORDS: tuple[tuple[str, str], ...] = (
+    # kedro-mlflow 2.0.3, once per pipeline when kedro-viz lists training_ml's nodes
+    (
+        "kedro_mlflow.pipeline.pipeline_ml",
+        "BEWARE - This 'Pipeline' is no longer a 'PipelineML' object. This method is only "
+        "implemented for compatibility with kedro-viz",
+    ),
 )
 _MLFLOW_METRICS = "kedro_mlflow.io.metrics."
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,6 +84,24 @@ class DropKnownWarnings(logging.Filter):
 
 
 KNOWN_WARNINGS_FILTER = DropKnownWarnings()
+
+
+class DropKnownRecords(logging.Filter):
+    """Drops the log records of `KNOWN_RECORDS` whose message starts with the known text."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
+def filter_known_records() -> None:
+    for name, start in KNOWN_RECORDS:
+        found = logging.getLogger(name)
+        if not any(isinstance(f, DropKnownRecords) and f.start == start for f in found.filters):
+            found.addFilter(DropKnownRecords(start))
 
 
 def filter_known_warnings() -> None:
@@ -131,6 +161,7 @@ def quiet_mlflow(redirected: bool) -> None:
 def install() -> None:
     """Everything above, idempotent."""
     filter_known_warnings()
+    filter_known_records()
     quiet_mlflow(redirected=not sys.stdout.isatty())
     catalog_logger = logging.getLogger("kedro.io.data_catalog")
     if REPLACED_METRICS not in catalog_logger.filters:

@@ -194,6 +194,7 @@ def prediction_warnings(
 
 # Sanity warnings: inputs that give an answer, but probably not the one the user wanted.
 WARNING_MESSAGES = {
+    "no_predictions": "the predictions hold no detection: every AP is 0",
     "unknown_videos": "prediction(s) for videos outside the ground truth (scored as false positives)",
     "unknown_classes": "prediction(s) with a label outside the evaluated classes (ignored)",
     "reversed_segments": "prediction(s) with t_end < t_start (kept, as the reference does)",
@@ -220,7 +221,8 @@ def input_warnings(
     snippet-unit predictions scored with `units="seconds"`.
 
     predictions, ground_truth: the evaluator's tables, in `units`."""
-    counts = prediction_warnings(predictions, annotations.videos["video_id"], classes)
+    counts = {"no_predictions": int(predictions.empty)}
+    counts.update(prediction_warnings(predictions, annotations.videos["video_id"], classes))
     p_start, p_end = predictions["t_start"], predictions["t_end"]
     g_start, g_end = ground_truth["t_start"], ground_truth["t_end"]
     counts["negative_times"] = int(((p_start < 0) | (p_end < 0)).sum())
@@ -236,7 +238,8 @@ def input_warnings(
         gt_end = ground_truth.groupby(ground_truth["video_id"].astype(str))["t_end"].max()
         limit = limit.combine(gt_end, max, fill_value=0.0)
         limit = limit[limit > 0]
-        end_limit = predictions["video_id"].astype(str).map(limit)
+        # float even when there is no prediction (an empty map keeps the string dtype)
+        end_limit = predictions["video_id"].astype(str).map(limit).astype(np.float64)
         counts["past_duration"] = int((p_end > end_limit + _DURATION_SLACK).sum())
     return counts
 
@@ -247,7 +250,8 @@ def warning_lines(counts: dict[str, int], units: str = "snippets") -> list[str]:
     for key, count in counts.items():
         if not count:
             continue
-        line = f"{count} {WARNING_MESSAGES.get(key, key)}"
+        line = WARNING_MESSAGES[key] if key == "no_predictions" else None
+        line = line or f"{count} {WARNING_MESSAGES.get(key, key)}"
         if key == "past_duration" and units == "seconds":
             line += "; are the predictions in snippets? (then leave out --units seconds)"
         elif key == "past_duration":

@@ -8,6 +8,7 @@ the proposals pipeline's detections. Loading it needs `co2net_pipeline` installe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import warnings
@@ -58,13 +59,50 @@ class Detector(PythonModel):
     def predict(
         self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """model_input: one row per snippet (module docstring) → detections, one row each."""
+        """model_input: one row per snippet (module docstring) → detections, one row each.
+
+        params: `{"proposals": {"class_threshold": 0.1}, "inference": {...}}`, any keys of the
+        two groups; the others keep the run's values. Checked as `kedro run --params` is
+        (`class_threshold=-5` is a one-line error)."""
+        config = with_overrides(self._config, params)
         return detect_videos(
             self._model,
             frame_to_features(model_input),
-            parse_config("inference", self._config.get("inference")),
-            parse_config("proposals", self._config.get("proposals")),
+            parse_config("inference", config["inference"]),
+            parse_config("proposals", config["proposals"]),
         )
+
+
+TUNABLE_GROUPS = ("inference", "proposals")
+
+
+def with_overrides(
+    config: Mapping[str, Any], params: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """The run's `inference` / `proposals` groups with `params`' keys of each put over them."""
+    merged = {group: dict(config.get(group) or {}) for group in TUNABLE_GROUPS}
+    for group, values in (params or {}).items():
+        if group in merged and isinstance(values, Mapping):
+            merged[group].update(values)
+    return merged
+
+
+def params_schema(config: Mapping[str, Any]):
+    """MLflow's inference-params schema of the detector: one object per tunable group, every
+    key optional, defaults = the run's values. Without a schema MLflow drops `params`."""
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import Object, ParamSchema, ParamSpec, Property
+
+    full = {
+        group: dataclasses.asdict(parse_config(group, config.get(group)))
+        for group in TUNABLE_GROUPS
+    }
+    inferred = infer_signature(pd.DataFrame({"x": [0.0]}), params=full).params
+    specs = []
+    for spec in inferred.params:
+        optional = [Property(p.name, p.dtype, required=False) for p in spec.dtype.properties]
+        specs.append(ParamSpec(spec.name, Object(optional), full[spec.name]))
+    return ParamSchema(specs)
 
 
 def example_frame(feature_store, max_snippets: int = EXAMPLE_SNIPPETS) -> pd.DataFrame:
@@ -95,7 +133,7 @@ def log_detector(
         # snippet / class_idx are integers that are never missing
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(example, output)
-    signature = _optional_inputs(signature)
+    signature = _optional_inputs(signature, params_schema(config))
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "co2net.pt"
         torch.save(dict(trained_model), weights)
@@ -115,7 +153,7 @@ def log_detector(
     return info.model_uri
 
 
-def _optional_inputs(signature):
+def _optional_inputs(signature, params=None):
     """The signature with every input column optional: MLflow still checks the types of the
     columns given, and a missing or NaN one reaches `frame_to_features`, whose error is one
     short line naming the columns (MLflow's own repeats the whole input and schema, ~5k chars)."""
@@ -123,7 +161,7 @@ def _optional_inputs(signature):
     from mlflow.types import ColSpec, Schema
 
     inputs = Schema([ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs])
-    return ModelSignature(inputs, signature.outputs, signature.params)
+    return ModelSignature(inputs, signature.outputs, params or signature.params)
 
 
 def _pip_requirements() -> list[str]:

@@ -198,6 +198,34 @@ def read_sqlite_runs(db_path: str | Path, experiment: str) -> list[RunRecord]:
     return sorted(runs.values(), key=lambda r: r.start_time, reverse=True)
 
 
+def experiment_id(experiment: str, tracking_uri: str) -> str:
+    """The id of an active experiment: read straight from a SQLite store (no MLflow import),
+    else through MLflow. An unknown experiment is a ValueError."""
+    db_path = sqlite_store_path(tracking_uri)
+    if db_path is None:
+        import mlflow
+
+        found = mlflow.MlflowClient(tracking_uri).get_experiment_by_name(experiment)
+        if found is None or found.lifecycle_stage != "active":
+            raise ValueError(f"no MLflow experiment '{experiment}' at {tracking_uri}")
+        return str(found.experiment_id)
+    try:
+        con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "SELECT experiment_id FROM experiments "
+                "WHERE name = ? AND lifecycle_stage = 'active'",
+                (experiment,),
+            ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ValueError(f"{db_path}: not a readable MLflow database ({exc})") from exc
+    if not rows:
+        raise ValueError(f"no MLflow experiment '{experiment}' in {db_path} (run `make run` first)")
+    return str(rows[0][0])
+
+
 def _columns(row, prefix: str) -> dict:
     """The logged (not None / NaN) values of one `search_runs` row under a column prefix."""
     return {

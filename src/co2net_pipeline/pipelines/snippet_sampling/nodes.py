@@ -70,6 +70,11 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
             f"snippet_sampling.train_subset={params['train_subset']!r}: no usable video "
             "(all too short; see the validation report)"
         )
+    if test.empty:  # else the run would end with mAP 0.0 at every tIoU, without a word
+        raise DataValidationError(
+            f"snippet_sampling.test_subset={params['test_subset']!r}: no usable video to "
+            "evaluate (all too short or without snippets; see the validation report)"
+        )
     if shared := set(train["video_id"]) & set(test["video_id"]):
         logger.warning(
             "snippet_sampling: train and test share %d of %d test videos (train_subset=%r, "
