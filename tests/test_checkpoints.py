@@ -134,3 +134,58 @@ def test_two_writers_to_one_folder_never_collide(tmp_path):
     last = torch.load(path, weights_only=True)
     assert torch.equal(last["w"], torch.full((64,), float(last["writer"])))
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]
+
+
+def test_resume_on_re_ingested_features_is_refused(tmp_path):
+    """Issue 24: same videos and plan, other feature values (re-synthesised, re-ingested): the
+    checkpoint's data fingerprint no longer matches the feature store's."""
+    from co2net_pipeline.data.store import FeatureStore, write_feature_store
+
+    ids = [f"v{i}" for i in range(N)]
+    labels = dict(zip(ids, np.eye(C, dtype=np.float32)[np.arange(N) % C], strict=True))
+
+    def store(name: str, seed: int, fingerprint: str):
+        rng = np.random.default_rng(seed)
+        items = [(v, rng.standard_normal((12, 2 * D)).astype(np.float32)) for v in ids]
+        write_feature_store(tmp_path / name, items, attrs={"fingerprint": fingerprint})
+        return FeatureStore(tmp_path / name).view(ids)
+
+    def train(features, max_iter: int, resume: bool):
+        cfg = TrainConfig(max_iter=max_iter, interval=2, max_seqlen=8, n_similar=1,
+                          batch_size=4, lr=1e-3, resume=resume)  # fmt: skip
+        plan = make_sampling_plan(ids, np.stack(list(labels.values())), max_iter, 4, 1, seed=1)
+        model = ModelConfig(feature_dim=D, n_classes=C, attention_hidden=4)
+        folder = tmp_path / "ckpt"
+        return train_model(features, labels, plan, model, LossConfig(n_similar=1), cfg,
+                           folder, progress=False)  # fmt: skip
+
+    old = store("old.h5", 0, "a" * 64)
+    train(old, 4, resume=False)
+    path = tmp_path / "ckpt" / CHECKPOINT_NAME
+    assert torch.load(path, weights_only=True)["data_fingerprint"] == "a" * 64
+    with pytest.raises(CheckpointError) as info:
+        train(store("new.h5", 1, "b" * 64), 6, resume=True)
+    text = _one_line(info, path)
+    assert (
+        "trained on other features (fingerprint aaaaaaaaaaaa, the feature store's is bbbb" in text
+    )
+    assert train(old, 6, resume=True).history["iteration"].max() == 5  # same data: resumes
+
+
+@pytest.mark.parametrize("checked_first", [True, False])
+def test_a_full_disk_says_no_space_left(small_disk, monkeypatch, checked_first):
+    """Issue 24: a checkpoint on a full disk was a 260-line traceback ending "unexpected pos"."""
+    from co2net_pipeline.common.disk_space import DiskFullError
+    from co2net_pipeline.method import checkpoints
+
+    folder, real = small_disk
+    if not checked_first:
+        if not real:
+            pytest.skip("needs a real full file system (root, to mount a tmpfs)")
+        # as if the disk filled between the check and the write: torch's own failure
+        monkeypatch.setattr(checkpoints, "require_free_space", lambda *a, **k: None)
+    path = folder / CHECKPOINT_NAME
+    with pytest.raises(DiskFullError) as info:
+        save_checkpoint({"model": {"w": torch.zeros(3 * 2**20)}}, path)  # 12 MiB, 5 MiB disk
+    assert str(info.value).startswith(f"{path}: no space left on device")
+    assert "\n" not in str(info.value) and list(folder.iterdir()) == []

@@ -97,3 +97,28 @@ def test_evaluate_a_detector_that_found_nothing(tmp_path, name, text) -> None:
     document = json.loads(out_file.read_text())
     assert document["warnings"]["no_predictions"] == 1
     assert set(document["map"].values()) == {0.0}
+
+
+def test_compare_on_a_file_that_is_not_an_mlflow_store_is_one_line(tmp_path) -> None:
+    junk, empty = tmp_path / "junk.db", tmp_path / "empty.db"
+    junk.write_bytes(bytes(range(256)) * 20)
+    empty.write_bytes(b"")
+    for db, problem in ((junk, "not a readable MLflow database (file is not a database)"),
+                        (empty, "not a readable MLflow database (an empty file)")):  # fmt: skip
+        code, _, err = run(["compare", "--tracking-uri", f"sqlite:///{db}"])
+        assert_user_error(code, err, "co2net compare: error:", f"{db}: {problem}")
+    assert empty.stat().st_size == 0  # a read-only command: MLflow's migrations never ran
+
+
+def test_database_errors_raised_by_mlflow_are_one_line() -> None:
+    import sqlalchemy.exc
+
+    from co2net_pipeline.cli import UserError, _reports_user_errors
+
+    @_reports_user_errors
+    def locked_mid_read() -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT * FROM runs", {}, Exception("locked"))
+
+    with pytest.raises(UserError) as info:
+        locked_mid_read()
+    assert info.value.format_message() == "MLflow database: (builtins.Exception) locked"

@@ -51,17 +51,23 @@ class ClosedPipe(Exception):
 def _debug() -> bool:
     ctx = click.get_current_context(silent=True)
     flag = bool(ctx and ctx.find_root().params.get("debug"))
-    return flag or os.environ.get("CO2NET_DEBUG", "").strip() not in ("", "0", "false")
+    from co2net_pipeline.common.env import debug_enabled
+
+    return flag or debug_enabled()
 
 
 def _one_line(message: Any) -> str:
     return " ".join(str(message).split())
 
 
+# MLflow's own errors (a bad tracking URI) and its database's (a store locked mid-read), named
+# so that neither package is imported here
+_FOREIGN_USER_ERRORS = ("MlflowException", "SQLAlchemyError")
+
+
 def _is_user_error(exc: BaseException) -> bool:
-    # MLflow's own errors (a bad tracking URI) without importing MLflow here
     return isinstance(exc, USER_ERRORS) or any(
-        cls.__name__ == "MlflowException" for cls in type(exc).__mro__
+        cls.__name__ in _FOREIGN_USER_ERRORS for cls in type(exc).__mro__
     )
 
 
@@ -80,6 +86,8 @@ def _reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if _debug() or not _is_user_error(exc):
                 raise
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            if any(cls.__name__ == "SQLAlchemyError" for cls in type(exc).__mro__):
+                message = f"MLflow database: {str(exc).splitlines()[0]}"  # not the SQL after it
             raise UserError(_one_line(message)) from exc
 
     return wrapper
@@ -138,6 +146,11 @@ def _check_tracking_store(tracking_uri: str) -> None:
         raise UserError(
             f"no MLflow database at {db} (run `make run` first, or give --tracking-uri)"
         )
+    if db is not None:  # read-only commands: MLflow would migrate a 0-byte or foreign file
+        from co2net_pipeline.tracking.store_check import readable_store_problem
+
+        if problem := readable_store_problem(db):
+            raise UserError(problem)
 
 
 # ------------------------------------------------------------------------------------------
@@ -724,7 +737,8 @@ def _extraction_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _extract(videos: Path, output: Path, options: dict[str, Any]) -> dict:
     """`extraction.extract_videos` with the command's options; prints the report."""
-    from co2net_pipeline.extraction import ExtractionSettings, extract_videos, skipped_table
+    from co2net_pipeline.extraction.folders import extract_videos, skipped_table
+    from co2net_pipeline.extraction.settings import ExtractionSettings
 
     weights = options.pop("rgb_weights"), options.pop("flow_weights")
     report = extract_videos(videos, output, *weights, ExtractionSettings.from_dict(options))

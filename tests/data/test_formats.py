@@ -214,3 +214,58 @@ def test_fingerprint_differs_between_formats_and_folders(tmp_path, tiny):
     assert fp_folder != fp_h5
     np.save(tmp_path / "f1" / "vid_a.npy", features["vid_a"][:-1])
     assert open_feature_source(tmp_path / "f1", "npy-folder", ann)[0].fingerprint() != fp_folder
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_hdf5_video_declared_huge_is_refused_before_reading(tmp_path, tiny, split):
+    """Issue 24: a few-KB file declaring a (2·10^8, 16) video was read whole (11.9 GiB)."""
+    import tracemalloc
+
+    annotations, features = tiny
+    path = write_hdf5(tmp_path / "feats.h5", features, split=split)
+    with h5py.File(path, "a") as fh:
+        name = "vid_b/rgb" if split else "vid_b"
+        del fh[name]
+        fh.create_dataset(name, shape=(2 * 10**8, 16), dtype="f4", chunks=(10**5, 16),
+                          compression="gzip")  # fmt: skip
+    assert os.path.getsize(path) < 200_000
+    source, _ = open_feature_source(path, "hdf5", write_json(tmp_path / "a.json", annotations))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FeatureFormatError) as info:
+            _read_all(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"{path}:/vid_b: video vid_b: declares shape (200000000, 16) (11.9 GiB) but the file stores "
+        "0 bytes for it: corrupt or not features; refused before reading"
+    )
+    assert peak < 50 * 2**20
+
+
+def test_hdf5_external_links_are_fingerprinted_and_soft_links_refused(tmp_path, tiny):
+    """Issue 24: after a linked file changed, re-ingestion said "up to date" (stale store)."""
+    annotations, features = tiny
+    ann = write_json(tmp_path / "a.json", annotations)
+    linked = write_hdf5(tmp_path / "linked.h5", {"vid_a": features["vid_a"]}, split=False)
+    path = write_hdf5(tmp_path / "feats.h5", features, split=False)
+    with h5py.File(path, "a") as fh:
+        del fh["vid_a"]
+        fh["vid_a"] = h5py.ExternalLink("linked.h5", "/vid_a")
+    source, _ = open_feature_source(path, "hdf5", ann)
+    np.testing.assert_array_equal(dict(_read_all(source))["vid_a"], features["vid_a"])
+    before = source.fingerprint()
+    with h5py.File(linked, "a") as fh:
+        fh["vid_a"][0, 0] += 1.0  # only the linked file changes
+    assert open_feature_source(path, "hdf5", ann)[0].fingerprint() != before
+
+    with h5py.File(path, "a") as fh:
+        del fh["vid_b"]
+        fh["vid_b"] = h5py.SoftLink("/vid_c")
+    with pytest.raises(FeatureFormatError) as info:
+        open_feature_source(path, "hdf5", ann)
+    assert str(info.value) == (
+        f"{path}:/vid_b: video vid_b: vid_b is a soft link to /vid_c; store each video's own "
+        "features"
+    )

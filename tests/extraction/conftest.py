@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from extraction_helpers import write_recipe_weights
 
-from co2net_pipeline.extraction import ExtractionSettings
+from co2net_pipeline.extraction.settings import ExtractionSettings
 
 # Tiny frames keep TV-L1 (~1 s per 256 x 341 frame pair on 2 cores) and I3D fast; "same"
 # padding lets I3D take a 16 x 16 crop.

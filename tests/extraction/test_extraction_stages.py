@@ -20,7 +20,7 @@ from co2net_pipeline.extraction.chunks import (
     n_chunks,
     rgb_clip,
 )
-from co2net_pipeline.extraction.streams import ExtractionSettings
+from co2net_pipeline.extraction.settings import ExtractionSettings
 from co2net_pipeline.extraction.video import (
     VideoError,
     probe_video,

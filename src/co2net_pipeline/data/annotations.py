@@ -89,8 +89,38 @@ def load_shipped_annotations(dataset: str) -> Annotations:
     return load_wtalc_annotations(shipped_annotations_dir(dataset), name=dataset)
 
 
-def _decode(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
+# A byte-order mark some editors put before the first text: "\ufeffBaseballPitch" would be a
+# class of its own.
+BOM = "\ufeff"
+
+
+def _decode(value, source: Path, entry: int) -> str:
+    """One string of an annotation array (bytes are UTF-8), without a leading BOM."""
+    if isinstance(value, bytes | np.bytes_):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{source}: entry {entry}: not UTF-8 text ({exc.reason} at byte {exc.start} "
+                f"of {bytes(value)!r})"
+            ) from None
+    return str(value).removeprefix(BOM)
+
+
+def _strings(values, source: Path) -> list[str]:
+    return [_decode(v, source, i) for i, v in enumerate(values)]
+
+
+def read_text_file(path: str | Path) -> str:
+    """A UTF-8 text file (a leading BOM dropped); a decoding error names the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text ({exc.reason}, byte 0x{data[exc.start]:02x})"
+        ) from None
 
 
 def load_wtalc_annotations(folder: str | Path, name: str | None = None) -> Annotations:
@@ -112,18 +142,21 @@ def load_wtalc_annotations(folder: str | Path, name: str | None = None) -> Annot
             raise ValueError(
                 f"{folder / (key + '.npy')}: {len(arrays[key])} entries, videoname.npy has {n}"
             )
-    video_ids = [_decode(v) for v in arrays["videoname"]]
-    classlist = [_decode(c) for c in arrays["classlist"]]
+    path = {key: folder / f"{key}.npy" for key in required}
+    video_ids = _strings(arrays["videoname"], path["videoname"])
+    classlist = _strings(arrays["classlist"], path["classlist"])
     videos = pd.DataFrame(
         {
             "video_id": video_ids,
-            "subset": [_decode(s) for s in arrays["subset"]],
+            "subset": _strings(arrays["subset"], path["subset"]),
             "duration_s": np.asarray(arrays["duration"], dtype=np.float64).reshape(n),
-            "labels": [[_decode(label) for label in labs] for labs in arrays["labels_all"]],
+            "labels": [_strings(labs, path["labels_all"]) for labs in arrays["labels_all"]],
         }
     )
     rows = []
-    for vid, segs, labs in zip(video_ids, arrays["segments"], arrays["labels"], strict=True):
+    for i, (vid, segs, labs) in enumerate(
+        zip(video_ids, arrays["segments"], arrays["labels"], strict=True)
+    ):
         segs = list(segs)
         labs = list(labs)
         if len(segs) != len(labs):
@@ -131,7 +164,7 @@ def load_wtalc_annotations(folder: str | Path, name: str | None = None) -> Annot
                 f"{folder}: video {vid} has {len(segs)} segments but {len(labs)} segment labels"
             )
         for seg, lab in zip(segs, labs, strict=True):
-            rows.append((vid, float(seg[0]), float(seg[1]), _decode(lab)))
+            rows.append((vid, float(seg[0]), float(seg[1]), _decode(lab, path["labels"], i)))
     segments = pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s", "label"])
     ambiguous = _empty_intervals()
     amb_file = folder / "Ambiguous_test.txt"
@@ -225,7 +258,7 @@ def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]
 def load_ambiguous_intervals(path: str | Path) -> pd.DataFrame:
     """THUMOS14 `Ambiguous_test.txt`: `<video>  <start_s> <end_s>` per line (any whitespace)."""
     rows = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -244,9 +277,11 @@ def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotati
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text_file(path))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    except RecursionError as exc:  # json's parser recurses once per nesting level
+        raise ValueError(f"{path}: not a readable JSON file (nested too deeply)") from exc
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise ValueError(f"{path}: expected an object with a 'database' mapping of videos")
     videos, rows = [], []
@@ -292,7 +327,8 @@ def load_ground_truth_csv(path: str | Path, name: str | None = None) -> Annotati
     without it every video is in subset `all`. A CSV has no durations (`durations_known`)."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype={"video_id": str, "label": str})
+        text = io.StringIO(read_text_file(path))
+        table = pd.read_csv(text, dtype={"video_id": str, "label": str})
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
     missing = {"video_id", "t_start", "t_end", "label"} - set(table.columns)

@@ -394,6 +394,28 @@ def _join_modalities(rgb: np.ndarray, flow: np.ndarray, where: str, video_id: st
     return np.concatenate([rgb, flow], axis=1)
 
 
+# An HDF5 dataset may declare any shape and store almost nothing (chunked, compressed, or never
+# written): reading it allocates the declared size. Features compress far less than this.
+_MAX_DECLARED_BYTES = 2**30
+_MAX_COMPRESSION = 64
+
+
+def _checked_size(dataset, where: str, video_id: str):
+    """`dataset`, unless its declared size is over 1 GiB and over 64× what the file stores for
+    it: a corrupt or hostile header, refused before the read allocates it."""
+    declared = int(np.prod(dataset.shape, dtype=object) or 0) * dataset.dtype.itemsize
+    if declared <= _MAX_DECLARED_BYTES:
+        return dataset
+    stored = int(dataset.id.get_storage_size())
+    if declared > _MAX_COMPRESSION * max(stored, 2**20):
+        raise FeatureFormatError(
+            f"{where}: video {video_id}: declares shape {tuple(dataset.shape)} "
+            f"({declared / 2**30:.1f} GiB) but the file stores {stored:,} bytes for it: "
+            "corrupt or not features; refused before reading"
+        )
+    return dataset
+
+
 class Hdf5Source(FeatureSource):
     """One HDF5 file: a (T, 2D) dataset per video, or a group per video with `rgb`/`flow` (T, D).
 
@@ -413,6 +435,7 @@ class Hdf5Source(FeatureSource):
                     "features" if fh.attrs.get("format") == "co2net-feature-store" else "/"
                 )
                 self._ids = list(fh[self._group].keys())
+                self._linked = self._linked_files(fh[self._group])
         except (OSError, KeyError) as exc:
             raise FeatureFormatError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
 
@@ -423,6 +446,32 @@ class Hdf5Source(FeatureSource):
     def location(self, video_id: str) -> str:
         prefix = "" if self._group == "/" else f"{self._group}/"
         return f"{self.path}:/{prefix}{video_id}"
+
+    def _linked_files(self, group) -> list[Path]:
+        """The files external links (of a video, or of its rgb / flow) point to: their changes
+        must change the fingerprint. A soft link from one video to another is refused: it would
+        silently train and score the same features twice."""
+        import h5py
+
+        files = set()
+        for vid in self._ids:
+            links = [(vid, group.get(vid, getlink=True))]
+            if isinstance(links[0][1], h5py.HardLink) and isinstance(group[vid], h5py.Group):
+                links += [(f"{vid}/{k}", group[vid].get(k, getlink=True)) for k in group[vid]]
+            for name, link in links:
+                if isinstance(link, h5py.ExternalLink):
+                    target = Path(link.filename)  # HDF5 looks beside the file, then in the cwd
+                    beside = self.path.parent / target
+                    files.add(beside if target.is_absolute() or beside.exists() else target)
+                elif isinstance(link, h5py.SoftLink):
+                    raise FeatureFormatError(
+                        f"{self.location(vid)}: video {vid}: {name} is a soft link to "
+                        f"{link.path}; store each video's own features"
+                    )
+        return sorted(files)
+
+    def _fingerprint_paths(self) -> list[Path]:
+        return [self.path, *(p for p in self._linked if p.exists())]
 
     def iter_features(
         self, video_ids: Iterable[str] | None = None
@@ -458,8 +507,9 @@ class Hdf5Source(FeatureSource):
                     raise FeatureFormatError(
                         f"{where}: video {video_id}: group lacks {' and '.join(missing)} dataset(s)"
                     )
-                return _join_modalities(node["rgb"][()], node["flow"][()], where, video_id)
-            return node[()]
+                rgb, flow = (_checked_size(node[k], where, video_id) for k in ("rgb", "flow"))
+                return _join_modalities(rgb[()], flow[()], where, video_id)
+            return _checked_size(node, where, video_id)[()]
         except FeatureFormatError:
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:

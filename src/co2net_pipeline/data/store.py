@@ -334,6 +334,11 @@ class FeatureView(Mapping):
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint of the inputs the store was ingested from (None: not recorded)."""
+        return self.store.fingerprint
+
     def shape_of(self, video_id: str) -> tuple[int, int]:
         return (self.store.lengths[video_id], self._width)
 

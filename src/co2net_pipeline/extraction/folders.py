@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from co2net_pipeline.extraction.i3d import FEATURE_DIM, WeightsNotFoundError, load_i3d
+from co2net_pipeline.extraction.settings import ExtractionSettings
 from co2net_pipeline.extraction.streams import (
-    ExtractionSettings,
     chunk_frames,
     decode_videos,
     flow_clips,

@@ -2,9 +2,9 @@
 resizing (shorter side) and centre cropping.
 
 Frames are picked by presentation time, not by index: output frame i (time i / fps after the
-first frame) is the last decoded frame shown at or before that time, as ffmpeg's `-r` /
-`fps` filter does. A variable-frame-rate video is therefore resampled correctly (and logged);
-a 30-fps video of 10 s gives 250 frames at 25 fps.
+first frame) is the last decoded frame shown at or before that time, the frame on screen then.
+A variable-frame-rate video is therefore resampled by its timestamps (and logged); a 30-fps
+video of 10 s gives 250 frames at 25 fps.
 
 Problems with a file are `VideoError`s naming the file, the video and the problem; the
 extractor skips such a video and reports it, the others go on.

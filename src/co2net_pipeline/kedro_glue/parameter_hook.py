@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 from kedro.framework.hooks import hook_impl
 
+from co2net_pipeline.common.env import debug_enabled
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.safe_npy import UnsafeNpyError
 from co2net_pipeline.params.schema import GROUPS, ParameterError, validate_parameters
@@ -38,7 +39,7 @@ class DataInputError(click.ClickException, DataValidationError):
 
 
 def _debug() -> bool:
-    return os.environ.get("CO2NET_DEBUG", "") not in ("", "0")
+    return debug_enabled()
 
 
 def data_error_line(error: BaseException, features: str | None = None) -> str | None:

@@ -16,7 +16,6 @@ record says KILLED, an unusable MLflow store or a full disk is one line.
 from __future__ import annotations
 
 import atexit
-import os
 import signal
 import sys
 import threading
@@ -222,7 +221,9 @@ class DiskFullHook:
 
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
-        if os.environ.get("CO2NET_DEBUG", "") not in ("", "0"):
+        from co2net_pipeline.common.env import debug_enabled
+
+        if debug_enabled():
             return
         if line := disk_full_line(error):
             raise DiskFullRunError(line) from error

@@ -11,6 +11,7 @@ the previous complete checkpoint and two writers to one folder never collide. It
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from co2net_pipeline.common.atomic import atomic_path
+from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full, require_free_space
 
 __all__ = [
     "BEST_NAME",
@@ -72,9 +74,32 @@ class _Plan(Protocol):
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> None:
-    """`torch.save(obj)` to `path` atomically (unique temporary name, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """`torch.save(obj)` to `path` atomically (unique temporary name, fsync, rename).
+
+    A full disk is a `DiskFullError` naming `path`: checked before writing, and recognised after
+    a failed write, where torch only says "unexpected pos"."""
+    path = Path(path)
+    needed = _tensor_bytes(obj)
+    require_free_space(path, needed, "the checkpoint")
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:
+        # the temporary file is gone again: less free space than the tensors means it was full
+        if is_disk_full(exc) or shutil.disk_usage(path.parent).free < needed:
+            raise DiskFullError(path, "while writing the checkpoint") from exc
+        raise
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in `obj` (nested dicts, lists, tuples): about its size on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -104,12 +129,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def check_resume(
-    ckpt: Mapping[str, Any], model_cfg, loss_cfg, train_cfg, plan: _Plan, path: Path
+    ckpt: Mapping[str, Any],
+    model_cfg,
+    loss_cfg,
+    train_cfg,
+    plan: _Plan,
+    path: Path,
+    data_fingerprint: str | None = None,
 ) -> None:
-    """Refuse to resume from a checkpoint written for another configuration or plan.
+    """Refuse to resume from a checkpoint written for another configuration, plan or data.
 
     model_cfg / loss_cfg / train_cfg: the run's `ModelConfig`, `LossConfig`, `TrainConfig`;
-    plan: has `digest(n)`, the fingerprint of the plan's first n iterations.
+    plan: has `digest(n)`, the fingerprint of the plan's first n iterations. data_fingerprint:
+    the fingerprint of the features the run trains on (the feature store's); re-ingested
+    features with the same videos give the same plan, so only this tells them apart. Not
+    checked when either side has none (in-memory features, checkpoints from before).
     """
 
     def refuse(problem: str) -> CheckpointError:
@@ -131,3 +165,9 @@ def check_resume(
         raise refuse(f"checkpoint at iteration {itr} is past max_iter={train_cfg.max_iter}")
     if ckpt["plan_digest"] != plan.digest(itr + 1):
         raise refuse("the sampling plan differs from the one the checkpoint used")
+    saved_data = ckpt.get("data_fingerprint")
+    if saved_data and data_fingerprint and saved_data != data_fingerprint:
+        raise refuse(
+            f"trained on other features (fingerprint {saved_data[:12]}, the feature store's "
+            f"is {data_fingerprint[:12]}): the data changed since"
+        )

@@ -133,6 +133,17 @@ def batch_pools(
     return members, np.flatnonzero(fill_mask)
 
 
+def thin_pair_classes(
+    labels: np.ndarray,
+    fill: Sequence[bool] | np.ndarray | None = None,
+    pairs: Sequence[bool] | np.ndarray | None = None,
+) -> dict[int, int]:
+    """{class index: pair-pool size} of the classes whose pair pool holds fewer than 2 videos
+    (`batch_pools`): the reference's stream draws every class and crashes on those."""
+    members, _ = batch_pools(labels, fill, pairs)
+    return {c: len(m) for c, m in enumerate(members) if len(m) < 2}
+
+
 def pair_pool_videos(
     videos: pd.DataFrame, train_ids: Sequence[str], train_subset: str, pools: str = "thumos14"
 ) -> list[str]:
@@ -359,7 +370,7 @@ class ReferenceBatchStream:
         drawn = np.concatenate([self.fill, *self.members]).astype(np.int64)
         if not self.fill.size or int(self.lengths[drawn].min()) < 1:
             raise ValueError("ReferenceBatchStream: needs train videos of length >= 1")
-        thin = [c for c, m in enumerate(self.members) if len(m) < 2]
+        thin = sorted(thin_pair_classes(labels, fill, pairs))
         if n_similar > 0 and thin:
             # The reference would crash on drawing such a class (choice of 2 out of < 2).
             raise ValueError(

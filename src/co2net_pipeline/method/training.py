@@ -497,6 +497,7 @@ class _Checkpoints:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.plan, self.device, self.configs = plan, device, configs
+        self.data_fingerprint: str | None = None
 
     def save(
         self, itr: int, model: nn.Module, optimizer: torch.optim.Optimizer, state: _RunState
@@ -520,6 +521,7 @@ class _Checkpoints:
                 "best_score": state.best["score"],
                 "best_state": state.best["state"],
                 "plan_digest": self.plan.digest(itr + 1),
+                "data_fingerprint": self.data_fingerprint,
                 "model_config": model_cfg.to_dict(),
                 "loss_config": loss_cfg.to_dict(),
                 "train_config": train_cfg.to_dict(),
@@ -534,7 +536,7 @@ class _Checkpoints:
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: _RunState) -> None:
         """Weights, optimiser, RNG and `state` from `last.pt`, after checking it fits this run."""
         ckpt = load_checkpoint(self.path)
-        check_resume(ckpt, *self.configs, self.plan, self.path)
+        check_resume(ckpt, *self.configs, self.plan, self.path, self.data_fingerprint)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         _set_rng_state(ckpt["rng"], self.device)
@@ -612,6 +614,8 @@ class _Run:
         self.checkpoints = _Checkpoints(
             checkpoint_dir, self.batches.plan, self.device, (model_cfg, loss_cfg, train_cfg)
         )
+        # the features' identity: a resume on re-ingested data is refused (`check_resume`)
+        self.checkpoints.data_fingerprint = getattr(features, "fingerprint", None)
         self.state = _RunState()
 
     def build(self) -> None:

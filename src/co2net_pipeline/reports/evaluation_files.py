@@ -53,11 +53,33 @@ def _finite_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values
 
 
+def _json_number(value: Any, what: str) -> float:
+    """A JSON number as float; a string or a boolean is refused (`float("1")`, `float(True)`
+    would read `"segment": "12"` as [1, 2] and `"score": true` as 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} is {value!r}, not a number")
+    return float(value)
+
+
+def _detection_numbers(entry: Any) -> tuple[float, float, float]:
+    """(start, end, score) of one ActivityNet result entry."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"entry is {entry!r}, not an object")
+    segment = entry["segment"]
+    if not isinstance(segment, list) or len(segment) != 2:
+        raise TypeError(f"segment is {segment!r}, not a list [start, end]")
+    start = _json_number(segment[0], "segment start")
+    end = _json_number(segment[1], "segment end")
+    return start, end, _json_number(entry["score"], "score")
+
+
 def _predictions_from_json(path: Path) -> pd.DataFrame:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON file ({exc})") from exc
+    except RecursionError as exc:  # json's parser recurses once per nesting level
+        raise ValueError(f"{path}: not a readable JSON file (nested too deeply)") from exc
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
         raise ValueError(f"{path}: expected an object with a 'results' mapping of videos")
@@ -67,20 +89,20 @@ def _predictions_from_json(path: Path) -> pd.DataFrame:
             raise ValueError(f"{path}: video {vid}: expected a list of detections")
         for i, entry in enumerate(entries):
             try:
-                start, end = (float(x) for x in entry["segment"])
-                score = float(entry["score"])
+                start, end, score = _detection_numbers(entry)
                 label = entry["label"]
             except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 # OverflowError: a JSON integer beyond float range (a score of 10**400)
+                problem = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
                 raise ValueError(
-                    f"{path}: video {vid}: detection {i} is malformed ({exc!r}); "
+                    f"{path}: video {vid}: detection {i} is malformed ({problem}); "
                     "expected {'label', 'score', 'segment': [start, end]}"
                 ) from exc
             if not (math.isfinite(start) and math.isfinite(end) and math.isfinite(score)):
                 raise ValueError(
                     f"{path}: video {vid}: detection {i} has a non-finite segment or score"
                 )
-            if not isinstance(label, str | int) or label == "":
+            if not isinstance(label, str | int) or isinstance(label, bool) or label == "":
                 raise ValueError(
                     f"{path}: video {vid}: detection {i} has no usable label ({label!r})"
                 )

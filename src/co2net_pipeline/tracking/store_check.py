@@ -24,7 +24,13 @@ from typing import Any
 from co2net_pipeline.common.run_lock import waiting_lock
 from co2net_pipeline.tracking.runs import sqlite_store_path
 
-__all__ = ["prepare_sqlite_store", "server_problem", "sqlite_problem", "tracking_problem"]
+__all__ = [
+    "prepare_sqlite_store",
+    "readable_store_problem",
+    "server_problem",
+    "sqlite_problem",
+    "tracking_problem",
+]
 
 MIN_FREE_BYTES = 4 * 2**20  # a run's params, metrics and tags; artifacts are checked by size
 LOCK_WAIT_S = 5.0  # how long a write lock held by another process may delay the check
@@ -78,6 +84,26 @@ def sqlite_problem(db: Path) -> str | None:
             )
         return f"{db}: not a usable MLflow database ({exc})"
     return None
+
+
+def readable_store_problem(db: Path) -> str | None:
+    """One line when `db` is not an MLflow SQLite database a reader can open (0 bytes, another
+    kind of file, locked); None when it is. Opened read-only: checking writes nothing."""
+    if db.stat().st_size == 0:
+        return f"{db}: not a readable MLflow database (an empty file)"
+    try:
+        con = sqlite3.connect(f"file:{db.absolute()}?mode=ro", uri=True, timeout=LOCK_WAIT_S)
+        try:
+            found = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'"
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        if "locked" in str(exc):
+            return f"{db}: the MLflow database is locked by another process"
+        return f"{db}: not a readable MLflow database ({exc})"
+    return None if found else f"{db}: not a readable MLflow database (no experiments table)"
 
 
 def server_problem(uri: str, timeout_s: float = SERVER_TIMEOUT_S) -> str | None:

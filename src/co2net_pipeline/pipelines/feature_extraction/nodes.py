@@ -12,8 +12,8 @@ from pathlib import Path
 
 from co2net_pipeline.extraction.folders import check_weights, join_streams, report_markdown
 from co2net_pipeline.extraction.i3d import load_i3d
+from co2net_pipeline.extraction.settings import ExtractionSettings
 from co2net_pipeline.extraction.streams import (
-    ExtractionSettings,
     VideoStreams,
     chunk_frames,
     decode_videos,
@@ -23,16 +23,13 @@ from co2net_pipeline.extraction.streams import (
     stream_features,
 )
 from co2net_pipeline.extraction.writer import FeatureFolder, PendingFeatures
-from co2net_pipeline.params.schema import parse_group
+from co2net_pipeline.params.schema import parse_config, parse_group
 
 logger = logging.getLogger(__name__)
 
 
 def _settings(params: dict) -> ExtractionSettings:
-    values = parse_group("feature_extraction", params).model_dump()
-    for key in ("rgb_weights", "flow_weights"):
-        values.pop(key)
-    return ExtractionSettings.from_dict(values)
+    return parse_config("feature_extraction", params)
 
 
 def decode_and_resample(raw_videos: list[Path], params: dict) -> VideoStreams:

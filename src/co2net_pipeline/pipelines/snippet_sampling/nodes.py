@@ -16,6 +16,7 @@ from co2net_pipeline.method.sampler import (
     split_heldout,
     split_pools,
     split_seed,
+    thin_pair_classes,
 )
 from co2net_pipeline.params.schema import parse_group
 
@@ -105,6 +106,16 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
     }
 
 
+def _thin_classes_line(thin: dict[int, int], classlist: list[str]) -> str:
+    """One line naming the classes the reference's stream cannot draw pairs from."""
+    named = ", ".join(f"{classlist[c]!r} ({n})" for c, n in sorted(thin.items()))
+    return (
+        f"snippet_sampling.rng='original': the reference's batch stream draws 2 distinct train "
+        f"videos of every class, but class(es) {named} have fewer train videos; add videos "
+        "of them, or set snippet_sampling.rng=plan, which leaves such classes out of the pairs"
+    )
+
+
 def build_sampling_plan(
     videos: pd.DataFrame, classlist: list[str], data_split: dict, params: dict, training: dict
 ) -> pd.DataFrame:
@@ -119,6 +130,8 @@ def build_sampling_plan(
     train = videos.set_index("video_id").loc[ids]
     labels = multi_hot(train["labels"], classlist)
     if parse_group("snippet_sampling", params).rng == "original":
+        if training["n_similar"] > 0 and (thin := thin_pair_classes(labels, fill, pairs)):
+            raise DataValidationError(_thin_classes_line(thin, classlist))
         return reference_sampling_plan(
             video_ids=ids,
             labels=labels,
