@@ -328,10 +328,11 @@ def _ingest_into(
             tables_dir=folder,
             report_dir=folder,
         )
-    from co2net_pipeline.common.atomic import temp_name
+    from co2net_pipeline.common.atomic import remove_stale_temps, temp_name
 
     # staged where the folder will be, on the same file system, so the moves are renames
     anchor = _first_existing(folder)
+    remove_stale_temps(anchor / output.name)  # a killed ingestion's staging folder
     staging = temp_name(anchor / output.name, "staging")
     staging.mkdir()
     from co2net_pipeline.common.disk_space import DiskFullError

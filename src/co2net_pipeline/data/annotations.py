@@ -6,10 +6,12 @@ synthetic generator never look at file formats.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -270,6 +272,21 @@ def load_ambiguous_intervals(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video_id", "t_start_s", "t_end_s"])
 
 
+def json_number(value: Any, what: str) -> float:
+    """A JSON number as float; a string or a boolean is refused (`float("1")`, `float(True)`
+    would read `"segment": "12"` as [1, 2] and `"score": true` as 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} is {value!r}, not a number")
+    return float(value)
+
+
+def json_segment(segment: Any) -> tuple[float, float]:
+    """(start, end) of an ActivityNet `"segment": [start, end]` of two JSON numbers."""
+    if not isinstance(segment, list) or len(segment) != 2:
+        raise TypeError(f"segment is {segment!r}, not a list [start, end]")
+    return json_number(segment[0], "segment start"), json_number(segment[1], "segment end")
+
+
 def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotations:
     """ActivityNet-style JSON: `{"database": {video_id: {"subset", "duration", "annotations":
     [{"segment": [s, e], "label": name}]}}}` (seconds). The class list is the sorted label set;
@@ -292,12 +309,13 @@ def load_activitynet_json(path: str | Path, name: str | None = None) -> Annotati
         labels = []
         for i, ann in enumerate(anns):
             try:
-                start, end = (float(x) for x in ann["segment"])
+                start, end = json_segment(ann["segment"])
                 label = str(ann["label"])
             except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 # OverflowError: a JSON integer beyond float range (10**400)
+                problem = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
                 raise ValueError(
-                    f"{path}: video {vid}: annotation {i} is malformed ({exc!r})"
+                    f"{path}: video {vid}: annotation {i} is malformed ({problem})"
                 ) from exc
             if not (np.isfinite(start) and np.isfinite(end)):
                 raise ValueError(

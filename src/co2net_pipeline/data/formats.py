@@ -400,9 +400,17 @@ _MAX_DECLARED_BYTES = 2**30
 _MAX_COMPRESSION = 64
 
 
-def _checked_size(dataset, where: str, video_id: str):
-    """`dataset`, unless its declared size is over 1 GiB and over 64× what the file stores for
-    it: a corrupt or hostile header, refused before the read allocates it."""
+def _checked_size(dataset, where: str, video_id: str, name: str | None = None):
+    """`dataset`, unless it is no dataset (a group where `rgb` should be) or its declared size
+    is over 1 GiB and over 64× what the file stores for it: a corrupt or hostile header,
+    refused before the read allocates it."""
+    import h5py
+
+    if not isinstance(dataset, h5py.Dataset):
+        raise FeatureFormatError(
+            f"{where}: video {video_id}: {name or video_id} is an HDF5 {type(dataset).__name__}, "
+            "expected a (T, D) dataset of features"
+        )
     declared = int(np.prod(dataset.shape, dtype=object) or 0) * dataset.dtype.itemsize
     if declared <= _MAX_DECLARED_BYTES:
         return dataset
@@ -507,7 +515,7 @@ class Hdf5Source(FeatureSource):
                     raise FeatureFormatError(
                         f"{where}: video {video_id}: group lacks {' and '.join(missing)} dataset(s)"
                     )
-                rgb, flow = (_checked_size(node[k], where, video_id) for k in ("rgb", "flow"))
+                rgb, flow = (_checked_size(node[k], where, video_id, k) for k in ("rgb", "flow"))
                 return _join_modalities(rgb[()], flow[()], where, video_id)
             return _checked_size(node, where, video_id)[()]
         except FeatureFormatError:

@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from co2net_pipeline.common.atomic import atomic_path
+from co2net_pipeline.common.atomic import atomic_path, remove_stale_temps
 from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full, require_free_space
 
 STORE_FORMAT = "co2net-feature-store"
@@ -44,7 +44,9 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 @contextmanager
 def _atomic_h5(path: str | Path) -> Iterator[h5py.File]:
     """An HDF5 file open for writing at a temporary name, moved to `path` only on success.
-    A full disk is a `DiskFullError` naming `path`, and the temporary file is removed."""
+    A full disk is a `DiskFullError` naming `path`, and the temporary file is removed; those
+    of a killed writer are removed first (`remove_stale_temps`)."""
+    remove_stale_temps(path)
     with atomic_path(path) as tmp:
         fh = h5py.File(tmp, "w")
         try:

@@ -23,6 +23,8 @@ from co2net_pipeline.data.annotations import (
     SHIPPED_DATASETS,
     SNIPPETS_PER_SECOND,
     Annotations,
+    json_number,
+    json_segment,
     load_activitynet_json,
     load_ground_truth_csv,
     load_shipped_annotations,
@@ -53,24 +55,12 @@ def _finite_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values
 
 
-def _json_number(value: Any, what: str) -> float:
-    """A JSON number as float; a string or a boolean is refused (`float("1")`, `float(True)`
-    would read `"segment": "12"` as [1, 2] and `"score": true` as 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} is {value!r}, not a number")
-    return float(value)
-
-
 def _detection_numbers(entry: Any) -> tuple[float, float, float]:
     """(start, end, score) of one ActivityNet result entry."""
     if not isinstance(entry, dict):
         raise TypeError(f"entry is {entry!r}, not an object")
-    segment = entry["segment"]
-    if not isinstance(segment, list) or len(segment) != 2:
-        raise TypeError(f"segment is {segment!r}, not a list [start, end]")
-    start = _json_number(segment[0], "segment start")
-    end = _json_number(segment[1], "segment end")
-    return start, end, _json_number(entry["score"], "score")
+    start, end = json_segment(entry["segment"])
+    return start, end, json_number(entry["score"], "score")
 
 
 def _predictions_from_json(path: Path) -> pd.DataFrame:
