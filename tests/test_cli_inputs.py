@@ -122,3 +122,22 @@ def test_database_errors_raised_by_mlflow_are_one_line() -> None:
     with pytest.raises(UserError) as info:
         locked_mid_read()
     assert info.value.format_message() == "MLflow database: (builtins.Exception) locked"
+
+
+def test_compare_leaves_out_interrupted_and_running_runs(tmp_path) -> None:
+    """Issue 24: a run stopped by Ctrl-C (now KILLED) or still running is not a result."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("co2net", artifact_location=str(tmp_path / "art"))
+    for i, status in enumerate(["FINISHED", "KILLED", "RUNNING", "FAILED"]):
+        run_ = client.create_run(experiment, start_time=1_700_000_000_000 + i, run_name=status)
+        client.log_metric(run_.info.run_id, "detection_metrics.map_0.5", 0.1 * (i + 1))
+        if status != "RUNNING":
+            client.set_terminated(run_.info.run_id, status)
+    out_dir = tmp_path / "comparison"
+    code, out, err = run(["compare", "--tracking-uri", uri, "--output", str(out_dir)])
+    assert code == 0, err
+    header = (out_dir / "comparison.csv").read_text().splitlines()[0]
+    assert "FINISHED" in header and not {"KILLED", "RUNNING", "FAILED"} & set(header.split(","))

@@ -149,3 +149,5 @@ def test_a_closed_pipe_ends_quietly(store, tmp_path, capsys, monkeypatch, comman
     monkeypatch.setattr("sys.stdout", _ClosedAfter(1))
     assert main(args) == 141
     assert capsys.readouterr().err == ""
+    if command == ["compare"]:  # written before printing: the closed pipe loses no file
+        assert (tmp_path / "c/comparison.csv").is_file()

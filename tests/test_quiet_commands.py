@@ -11,7 +11,8 @@ from pathlib import Path
 
 from kedro_helpers import copy_project
 
-from co2net_pipeline.cli import TELEMETRY_OFF, main
+from co2net_pipeline.cli import main
+from co2net_pipeline.common.telemetry import TELEMETRY_OFF
 from co2net_pipeline.kedro_glue import terminal
 
 

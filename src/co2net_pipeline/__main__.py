@@ -8,7 +8,7 @@ from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):
-    from co2net_pipeline.cli import telemetry_off
+    from co2net_pipeline.common.telemetry import telemetry_off
 
     telemetry_off()  # before the session loads Kedro's telemetry hook and MLflow
     from kedro.utils import find_kedro_project

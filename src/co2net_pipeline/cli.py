@@ -24,6 +24,8 @@ from typing import Any
 
 import click
 
+from co2net_pipeline.common.telemetry import telemetry_off
+
 # The errors a user's input causes (missing or malformed files, bad values, unwritable paths);
 # anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError)
@@ -514,9 +516,9 @@ def compare(
         raise UserError(f"experiment '{experiment}' has no run to compare")
     params, metrics = compare_runs(runs)
     table = comparison_table(params, metrics, runs["run_id"].tolist())
+    csv, png = save_comparison(table, metrics, output)  # first: a closed pipe loses no file
     width = shutil.get_terminal_size((100, 24)).columns
     click.echo(format_comparison(table, max(width, 60)))
-    csv, png = save_comparison(table, metrics, output)
     click.echo(f"\nwrote {csv} and {png}")
 
 
@@ -883,18 +885,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             message += f" (see `{where} --help`)"
         click.echo(f"{where}: error: {message}", err=True)
         return 2
-
-
-# What Kedro's, MLflow's and other libraries' usage telemetry read to stay off.
-TELEMETRY_OFF = {"DO_NOT_TRACK": "true", "KEDRO_DISABLE_TELEMETRY": "true"}
-TELEMETRY_OFF["MLFLOW_DISABLE_TELEMETRY"] = "true"
-
-
-def telemetry_off() -> None:
-    """No usage telemetry from the project's own commands (`co2net`, `co2net-pipeline`); a
-    value the user set wins. MLflow reads it when imported, so this runs first."""
-    for name, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(name, value)
 
 
 def _closed_pipe() -> int:

@@ -269,3 +269,17 @@ def test_hdf5_external_links_are_fingerprinted_and_soft_links_refused(tmp_path, 
         f"{path}:/vid_b: video vid_b: vid_b is a soft link to /vid_c; store each video's own "
         "features"
     )
+
+
+def test_hdf5_rgb_that_is_a_group_is_one_line(tmp_path, tiny):
+    annotations, features = tiny
+    path = write_hdf5(tmp_path / "feats.h5", features, split=True)
+    with h5py.File(path, "a") as fh:
+        del fh["vid_c/rgb"]
+        fh["vid_c"].create_group("rgb")
+    source, _ = open_feature_source(path, "hdf5", write_json(tmp_path / "a.json", annotations))
+    with pytest.raises(FeatureFormatError) as info:
+        _read_all(source)
+    assert str(info.value) == (
+        f"{path}:/vid_c: video vid_c: rgb is an HDF5 Group, expected a (T, D) dataset of features"
+    )

@@ -51,7 +51,7 @@ def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     channels = [c for c in frame.columns if c not in INDEX_COLUMNS]
     if missing:
         raise ValueError(f"new video features lack the columns {missing}")
-    problem = _channel_problem([str(c) for c in channels])
+    problem = _channel_problem([str(c) for c in channels]) or _dtype_problem(frame, channels)
     if problem:
         raise ValueError(f"new video features: {problem}")
     out: dict[str, np.ndarray] = {}
@@ -72,6 +72,40 @@ def frame_to_features(frame: pd.DataFrame) -> dict[str, np.ndarray]:
             )
         out[str(vid)] = values
     return out
+
+
+def _dtype_problem(frame: pd.DataFrame, channels: list) -> str | None:
+    """The first column whose dtype cannot hold its values, in a few words (None: video_id
+    strings or integers, snippet integers, channels numbers)."""
+    types = pd.api.types
+    checks = {
+        "video_id": (
+            lambda c: types.is_string_dtype(c) or types.is_integer_dtype(c),
+            "strings",
+        ),
+        "snippet": (_integral, "integers"),
+    }
+    number = (lambda c: types.is_numeric_dtype(c) and not types.is_bool_dtype(c), "numbers")
+    for name in [*INDEX_COLUMNS, *channels]:
+        accepts, expected = checks.get(name, number)
+        column = frame[name]
+        if accepts(column):
+            continue
+        example = f" (e.g. {column.iloc[0]!r})" if len(column) else ""
+        return f"column {name} has dtype {column.dtype}{example}, expected {expected}"
+    return None
+
+
+def _integral(column: pd.Series) -> bool:
+    """Integers, or floats that are all whole numbers (a frame read back from JSON or CSV)."""
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_integer_dtype(column):
+        return True
+    if not pd.api.types.is_float_dtype(column):
+        return False
+    values = column.to_numpy(dtype=np.float64)
+    return bool(np.all(np.isfinite(values) & (values == np.round(values))))
 
 
 def _channel_problem(channels: list[str]) -> str | None:

@@ -154,13 +154,14 @@ def log_detector(
 
 
 def _optional_inputs(signature, params=None):
-    """The signature with every input column optional: MLflow still checks the types of the
-    columns given, and a missing or NaN one reaches `frame_to_features`, whose error is one
-    short line naming the columns (MLflow's own repeats the whole input and schema, ~5k chars)."""
+    """The signature with every input column optional and of any type: a missing, NaN or
+    wrongly typed column reaches `frame_to_features`, whose error is one short line naming the
+    column and its dtype (MLflow's own repeats the whole input and schema, ~1.5-5k chars)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
-    inputs = Schema([ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs])
+    inputs = Schema([ColSpec(AnyType(), c.name, required=False) for c in signature.inputs.inputs])
     return ModelSignature(inputs, signature.outputs, params or signature.params)
 
 
