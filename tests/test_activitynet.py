@@ -20,8 +20,13 @@ from co2net_pipeline.method.losses import LossConfig
 from co2net_pipeline.method.model import ModelConfig, build_model
 from co2net_pipeline.method.proposals import localize_videos, video_scores_table
 from co2net_pipeline.method.sampler import make_sampling_plan
-from co2net_pipeline.method.selection import best_on_test, classification_map
+from co2net_pipeline.method.selection import (
+    best_on_test,
+    classification_map,
+    ranked_average_precision,
+)
 from co2net_pipeline.method.training import TrainConfig, train_model
+from co2net_pipeline.pipelines.evaluation.nodes import evaluate_proposals
 from co2net_pipeline.pipelines.snippet_sampling.nodes import build_sampling_plan, split_videos
 from co2net_pipeline.pipelines.training.nodes import train
 
@@ -135,6 +140,12 @@ def test_activitynet_file_with_empty_short_and_all_zero_videos_trains(tmp_path) 
     assert [p["step"] for p in curve["classification_map"]] == [2, 4, 5]
     assert [p["value"] for p in curve["reference_point"]] == [1.0, 1.0, 0.0]
     assert best["iteration"]["value"] in (2.0, 4.0)
+    # as the original's evaluator: the short test video is not scored, its ground truth counts
+    no_predictions = pd.DataFrame(columns=["video_id", "t_start", "t_end", "label", "score"])
+    _, report, *_ = evaluate_proposals(
+        no_predictions, result.segments, result.videos, result.classlist, evaluation, SAMPLING
+    )
+    assert report["n_ground_truth"] == 5  # v_a, v_b, v_c, v_zero and v_short
 
 
 def test_cli_ingest_reports_all_zero_and_empty_videos(tmp_path) -> None:
@@ -204,3 +215,14 @@ def test_classification_map_as_the_original(topk_divisor, expected) -> None:
     plain = np.tile([0.0, 5.0, 0.0], (4, 1))
     labels = np.array([[1, 0], [0, 1]])
     assert classification_map([spike, plain], labels, topk_divisor) == pytest.approx(expected)
+
+
+def test_classification_map_ranks_tied_videos_one_by_one() -> None:
+    """W-TALC's `getAP`, which the original calls: tied videos (e.g. all-zero ones, whose CAS
+    are equal) get one rank each, in video order; sklearn's average precision would give the
+    tied group one precision (2/3 here instead of 7/12)."""
+    tied = np.zeros((5, 2))
+    labels = np.array([[0], [1], [1]])
+    assert classification_map([tied, tied, tied], labels) == pytest.approx(7 / 12)
+    ranked = ranked_average_precision(np.array([[0.9], [0.5], [0.5]]), np.array([[1], [0], [1]]))
+    np.testing.assert_allclose(ranked, [(1 + 2 / 3) / 2])

@@ -21,7 +21,8 @@ from co2net_pipeline.data.identity import data_identity, data_source
 from co2net_pipeline.data.synthetic import MANIFEST_NAME
 from co2net_pipeline.data.validation import validate_dataset
 from co2net_pipeline.kedro_glue.parameter_hook import stale_plan
-from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos, subset_problem
+from co2net_pipeline.method.sampler import subset_problem
+from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 ENV = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "300"}
@@ -290,3 +291,25 @@ def test_summary_of_user_data_has_no_synthetic_disclaimer():
         text = "\n".join(summary_lines(run, "co2net", "sqlite:///mlflow.db"))
         assert f"data: {source}" in text
         assert ("SYNTHETIC" in text) == disclaimer
+
+
+def test_training_after_another_max_iter_says_to_rerun_snippet_sampling(
+    tmp_path_factory, monkeypatch
+):
+    """`kedro run --pipelines=training` with a longer `training.max_iter` than the sampling
+    plan on disk was built for: one line before any node, naming snippet_sampling."""
+    from kedro_helpers import run_pipeline, tiny_trained_project
+
+    from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
+
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    project = tiny_trained_project(tmp_path_factory)  # its plan: TINY's 12 iterations
+    model = project / "data/06_models/co2net.pt"
+    before = model.stat().st_mtime_ns if model.exists() else None
+    with pytest.raises(ConfigurationError) as caught:
+        run_pipeline(project, "training", {"training": {"max_iter": 24}})
+    message = caught.value.format_message()
+    assert message.startswith("dataset 'sampling_plan': built for 12 iterations of batch ")
+    assert "training.max_iter=24" in message
+    assert "kedro run --pipelines=snippet_sampling,training" in message
+    assert (model.stat().st_mtime_ns if model.exists() else None) == before

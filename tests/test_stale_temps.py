@@ -93,3 +93,12 @@ def test_co2net_ingest_removes_a_killed_ingestions_staging_folder(tmp_path, dead
     assert code == 0, err
     assert (out / "store.h5").is_file() and not staging.exists()
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_folder_moved_aside_by_a_killed_writer_is_moved_back(tmp_path, dead_pid):
+    target = tmp_path / "synthetic"
+    aside = _leave(_temp_of(target, "old", dead_pid), folder=True)
+    assert remove_stale_temps(target) == []
+    assert (target / "store.h5").read_bytes() == b"x" * 1000 and not aside.exists()
+    stale_again = _leave(_temp_of(target, "old", dead_pid), folder=True)
+    assert remove_stale_temps(target) == [stale_again]  # the target is there: a leftover

@@ -49,8 +49,11 @@ def test_co2net_compare_two_runs_writes_csv_and_png(project, tmp_path, capsys):
     table = pd.read_csv(out / "comparison.csv", index_col=[0, 1])  # section, name
     assert table.loc[("selected model", "mAP@0.5"), "unit"] == "%"
     table = table.drop(columns="unit")
-    columns = [i[:8] for i in ids]  # train_eval, rescored
-    assert sorted(table.columns) == sorted(columns)
+    # one column per run in the order given, headed by its name; the first row holds its id
+    full_ids = table.loc[("run", "id")].tolist()
+    assert full_ids == ids
+    columns = list(table.columns)  # train_eval, rescored
+    assert columns[0].startswith("train_eval/") and columns[1].startswith("proposals+evaluation")
     threshold = table.loc[("parameter", "proposals.class_threshold"), columns]
     assert threshold.astype(float).tolist() == [0.2, 0.5]
     assert "evaluation.tiou" not in table.index.get_level_values("name")  # equal in both runs
@@ -75,9 +78,10 @@ def test_compare_without_run_ids_leaves_nested_runs_out(project, tmp_path):
     assert child.info.run_id not in set(top["run_id"])
     assert child.info.run_id in set(search_runs("co2net", uri)["run_id"])
     assert co2net(["compare", "--output", str(tmp_path), "--tracking-uri", uri]) == 0
-    shown = list(pd.read_csv(tmp_path / "comparison.csv", index_col=[0, 1, 2]).columns)
-    newest = top[top["status"] == "FINISHED"]["run_id"].str[:8].head(5).tolist()
-    assert shown == newest and child.info.run_id[:8] not in shown
+    table = pd.read_csv(tmp_path / "comparison.csv", dtype=str)
+    shown = table.iloc[0, 3:].tolist()  # the run / id row
+    newest = top[top["status"] == "FINISHED"]["run_id"].head(5).tolist()
+    assert shown == newest and child.info.run_id not in shown
 
 
 @pytest.mark.slow

@@ -17,9 +17,10 @@ def main(*args, **kwargs):
         sys.exit(f"Error: {Path.cwd()} is not in a Kedro project; run this from the project folder")
     package_name = Path(__file__).parent.name
     configure_project(package_name)
-    # Kedro's `find_run_command` expects a `run` command in `<package>.cli`; ours holds the
-    # `co2net` commands only, so Kedro's own `run` is the one to call.
-    from kedro.framework.cli.project import run
+    # Kedro's `run` as `kedro run` gives it here (one-line errors: `kedro_glue.run_command`)
+    from co2net_pipeline.kedro_glue.run_command import project_run_command
+
+    run = project_run_command()
 
     kwargs.setdefault("standalone_mode", not hasattr(sys, "ps1"))
     return run(*args, **kwargs)

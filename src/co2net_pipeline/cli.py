@@ -46,8 +46,16 @@ class UserError(click.ClickException):
         self.ctx = click.get_current_context(silent=True)
 
 
-class ClosedPipe(Exception):
-    """The reader of our output left (`co2net summary | head -3`): `main` ends quietly."""
+# What a shell reports for a command stopped by a closed pipe: 128 + SIGPIPE.
+CLOSED_PIPE_STATUS = 141
+
+
+class ClosedPipe(click.exceptions.Exit):
+    """The reader of our output left (`co2net summary | head -3`): end quietly with status
+    141, under `co2net` and under `kedro co2net` alike (click exits on `Exit` silently)."""
+
+    def __init__(self) -> None:
+        super().__init__(CLOSED_PIPE_STATUS)
 
 
 def _debug() -> bool:
@@ -83,6 +91,7 @@ def _reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except click.ClickException:
             raise
         except BrokenPipeError as exc:  # not an OSError to click, which would exit 1
+            _silence_stdout()
             raise ClosedPipe() from exc
         except Exception as exc:
             if _debug() or not _is_user_error(exc):
@@ -849,13 +858,34 @@ def detect(
         table[["t_start", "t_end"]] = table[["t_start", "t_end"]] * 16 / fps
     atomic_write_text(output, table.to_csv(index=False))
     click.echo(f"wrote {output}: {len(table)} detections in {len(extracted)} videos ({units})")
+    if units == "snippets" and fps != 25:  # evaluate's snippets are 16 frames at 25 fps
+        click.echo(
+            f"warning: a snippet here is 16 frames at {fps:g} fps, and `co2net evaluate "
+            "--units snippets` converts at 25 fps: pass --units seconds to both commands",
+            err=True,
+        )
 
 
 # ------------------------------------------------------------------------------------------
 # Entry points
 
 
-@click.group(name="co2net-pipeline")
+class _ProjectCommands(click.Group):
+    """`kedro`'s project commands from here: `co2net`, and `run`, Kedro's own with one-line
+    errors (`kedro_glue.run_command`), built on first use so `co2net` never imports it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "run"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "run":
+            from co2net_pipeline.kedro_glue.run_command import project_run_command
+
+            return project_run_command()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(name="co2net-pipeline", cls=_ProjectCommands)
 def cli() -> None:
     """The project's commands inside `kedro` (Kedro looks for a group named `cli` here)."""
 
@@ -869,8 +899,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     telemetry_off()
     try:
         return int(co2net.main(args=args, prog_name="co2net", standalone_mode=False) or 0)
-    except (ClosedPipe, BrokenPipeError):
-        return _closed_pipe()
+    except BrokenPipeError:  # outside a command (its help, click's own messages)
+        _silence_stdout()
+        return CLOSED_PIPE_STATUS
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         return 0
@@ -887,15 +918,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _closed_pipe() -> int:
-    """The reader of our output left (`co2net summary | head -3`): stop without a message, and
-    point stdout at /dev/null so the interpreter's final flush does not complain either."""
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader left, so that the interpreter's final flush
+    does not complain either ("Exception ignored ... BrokenPipeError")."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # no real stdout (pytest's capture): nothing left to flush
         pass
-    return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ from co2net_pipeline.kedro_glue.run_guard import (
 )
 
 # ParameterCheckHook: environment and parameters checked before anything runs (fail fast).
-# RunLockHook: one run per project at a time; TrackingCheckHook: the MLflow store can take the
-# run. Registered first so that, among the tryfirst hooks, they run after the parameter check
-# (pluggy calls the last registered first); DiskFullHook's one line comes last of all.
+# TrackingCheckHook: the MLflow store can take the run; InterruptHook: Ctrl-C / SIGTERM mark it
+# KILLED; RunLockHook: one run per project at a time. Pluggy calls the last registered first,
+# so before the pipeline: parameters, tracking store, signal handlers, lock (the lock is taken
+# once nothing else can refuse the run); DiskFullHook's one line comes last of all.
 HOOKS = (
     DiskFullHook(),
-    TrackingCheckHook(),
     RunLockHook(),
     InterruptHook(),
+    TrackingCheckHook(),
     ParameterCheckHook(),
     ProjectHooks(),
 )

@@ -169,6 +169,22 @@ def test_empty_and_all_zero_videos_are_accepted_and_flagged(tmp_path, tiny, empt
     assert "**empty_videos** (1)" in markdown and "**all_zero_videos** (1)" in markdown
 
 
+def test_all_zero_flag_is_the_originals_zero_sum(tmp_path, tiny):
+    """The original leaves a video out of its ActivityNet pair pools when
+    `features.sum() == 0` (features as stored): values that cancel count, a single non-zero
+    value does not."""
+    annotations, features = tiny
+    cancelling = np.ones_like(features["vid_b"])
+    cancelling[:, 3:] = -1.0  # every snippet: +1 RGB, -1 flow
+    features["vid_b"] = cancelling
+    features["vid_c"] = np.zeros_like(features["vid_c"])
+    features["vid_c"][-1, -1] = 1e-30
+    dataset, report = _wtalc(tmp_path, annotations, features)
+    flagged = dataset.videos.set_index("video_id")["all_zero"]
+    assert flagged[flagged].index.tolist() == ["vid_b"]
+    assert report["warnings"]["all_zero_videos"]["videos"] == ["vid_b"]
+
+
 def test_nan_in_a_short_video_is_still_an_error(tmp_path, tiny):
     annotations, features = tiny
     features["vid_a"] = np.full((3, 6), np.nan, dtype=np.float32)

@@ -51,17 +51,23 @@ def extracted(tmp_path_factory, i3d_weights) -> Path:
 def test_extract_writes_15_chunks_of_2048_for_10_s_at_30_fps(extracted) -> None:
     features = np.load(extracted / "out" / "clip30.npy")
     assert features.shape == (15, 2048) and features.dtype == np.float32
-    assert sorted(p.name for p in (extracted / "out").iterdir()) == [".streams", "clip30.npy"]
+    listed = sorted(p.name for p in (extracted / "out").iterdir())
+    assert listed == [".streams", "clip30.npy", "extraction_protocol.json"]
     rgb = np.load(extracted / "out/.streams/rgb/clip30.npy")
     np.testing.assert_array_equal(features[:, :1024], rgb)  # RGB first
 
 
 def test_feature_ingestion_accepts_the_folder(extracted) -> None:
+    """Also with the protocol record and a killed writer's hidden temporary file beside the
+    features: only `<video>.npy` files are videos."""
     gt = extracted / "gt.csv"
     gt.write_text(GT_CSV)
     store = extracted / "store" / "features.h5"
+    stale = extracted / "out" / ".clip30.npy.tmp-999999999-0123abcd.npy"
+    stale.write_bytes(b"half")
     args = ["ingest", "--features", str(extracted / "out"), "--format", "npy-folder"]
     code, out, err = run([*args, "--annotations", str(gt), "--output", str(store)])
+    stale.unlink()
     assert code == 0, err
     assert store.is_file() and "feature_dim 1024 per modality" in out
 
@@ -120,6 +126,36 @@ def test_detect_writes_the_csv_that_evaluate_reads(
     assert "mAP" in out
 
 
+def test_detect_refuses_features_of_another_protocol_and_notes_other_rates(
+    extracted, detector_uri, i3d_weights, tmp_path
+) -> None:
+    """Reusing the 25-fps features folder at --fps 30 is one line naming the folder, before any
+    work; at 30 fps in a new folder, snippets are not evaluate's 25-fps ones: a warning says so."""
+    model_uri, tracking_uri = detector_uri
+    rgb, flow = i3d_weights
+    args = ["detect", "--model", model_uri, "--tracking-uri", tracking_uri, *TINY_OPTIONS]
+    args += ["--rgb-weights", str(rgb), "--flow-weights", str(flow), "--fps", "30"]
+    output = tmp_path / "detections.csv"
+    code, _, err = run(
+        [
+            *args,
+            "--videos",
+            str(extracted / "videos"),
+            "--output",
+            str(output),
+            "--features",
+            str(extracted / "out"),
+        ]
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not output.exists()
+    assert f"{extracted / 'out' / '.streams' / 'rgb'}: its 1 finished rgb videos" in err
+    assert "fps 25.0 (now 30.0)" in err
+    write_video(tmp_path / "videos" / "short.mp4", 40, fps=30)
+    code, out, err = run([*args, "--videos", str(tmp_path / "videos"), "--output", str(output)])
+    assert code == 0, err
+    assert "in 1 videos (snippets)" in out and "16 frames at 30 fps" in err
+
+
 @pytest.mark.slow
 def test_kedro_run_feature_extraction(tmp_path, i3d_weights) -> None:
     """The `feature_extraction` pipeline in a Kedro session on a project copy: per-video
@@ -145,12 +181,15 @@ def test_kedro_run_feature_extraction(tmp_path, i3d_weights) -> None:
             "progress": False,
         },
     }
+    for stream in ("rgb", "flow"):  # a video of an earlier run on another folder of videos
+        (project / "data/02_intermediate/i3d" / stream).mkdir(parents=True)
+        np.save(project / "data/02_intermediate/i3d" / stream / "old.npy", np.ones((2, 1024)))
     run_pipeline(project, "feature_extraction", extra)
     result = project / "data/04_feature/i3d_features"
-    assert sorted(p.name for p in result.iterdir()) == ["a.npy"]
+    assert sorted(p.name for p in result.iterdir()) == ["a.npy", "extraction_protocol.json"]
     assert np.load(result / "a.npy").shape == (2, 2048)
     report = json.loads((project / "data/08_reporting/feature_extraction.json").read_text())
-    assert report["n_extracted"] == 1 and report["videos"][1]["video_id"] == "b"
+    assert report["n_extracted"] == 1 and [r["video_id"] for r in report["videos"]] == ["a", "b"]
     assert report["videos"][1]["problem"].startswith("not a readable video")
     assert "| b | skipped |" in (project / "data/08_reporting/feature_extraction.md").read_text()
     extra["feature_extraction"]["rgb_weights"] = "x.pt"

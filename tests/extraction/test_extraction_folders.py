@@ -3,6 +3,8 @@ interruption or a kill, finished videos skipped, missing weights refused before 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -19,7 +21,12 @@ from extraction_helpers import write_audio_only, write_video
 from co2net_pipeline.extraction import streams as streams_module
 from co2net_pipeline.extraction.folders import STREAMS_DIR, extract_videos
 from co2net_pipeline.extraction.i3d import WeightsNotFoundError
-from co2net_pipeline.extraction.writer import PendingFeatures
+from co2net_pipeline.extraction.writer import (
+    PROTOCOL_FILE,
+    PendingFeatures,
+    ProtocolChangedError,
+    check_protocol,
+)
 
 
 def _hidden(folder: Path) -> list[str]:
@@ -162,3 +169,48 @@ def test_a_live_writers_temporary_file_is_kept(tmp_path) -> None:
     live.write_bytes(b"being written")
     PendingFeatures([], {}, lambda v: np.zeros((1, 4)), 4).write(tmp_path)
     assert live.exists()
+
+
+def test_a_changed_protocol_stops_before_any_work(tmp_path, i3d_weights, monkeypatch) -> None:
+    """Each folder records its protocol; another crop, other weights or another fps stop the
+    run with one line naming the folder and the change, and nothing is recomputed. Another
+    folder of videos into the same output reports only its own videos."""
+    write_video(tmp_path / "videos" / "v.mp4", 20)
+    write_video(tmp_path / "more" / "w.mp4", 17)
+    out, calls = tmp_path / "out", []
+    real = streams_module.run_i3d
+    monkeypatch.setattr(streams_module, "run_i3d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    extract_videos(tmp_path / "videos", out, *i3d_weights, TINY)
+    recorded = json.loads((out / STREAMS_DIR / "flow" / PROTOCOL_FILE).read_text())
+    assert recorded["crop_size"] == 16 and recorded["flow_bound"] == 20.0
+    assert json.loads((out / PROTOCOL_FILE).read_text())["flow"] == recorded
+    calls.clear()
+    with pytest.raises(ProtocolChangedError) as info:
+        extract_videos(tmp_path / "videos", out, *i3d_weights, dataclasses.replace(TINY, fps=30.0))
+    line = str(info.value)
+    assert line.startswith(f"{out / STREAMS_DIR / 'rgb'}: its 1 finished rgb videos")
+    assert "fps 25.0 (now 30.0)" in line and "\n" not in line and calls == []
+    other = tmp_path / "other_flow.pt"
+    other.write_bytes(i3d_weights[0].read_bytes())  # the RGB file: another sha256
+    with pytest.raises(
+        ProtocolChangedError,
+        match=r"flow: its 1 finished flow videos .* "
+        r"weights_sha256 [0-9a-f]{12} \(now [0-9a-f]{12}\)",
+    ):
+        extract_videos(tmp_path / "videos", out, i3d_weights[0], other, TINY)
+    report = extract_videos(tmp_path / "more", out, *i3d_weights, TINY)
+    assert [r["video_id"] for r in report["videos"]] == ["w"] and report["n_extracted"] == 1
+    assert sorted(p.stem for p in out.glob("*.npy")) == ["v", "w"] and len(calls) == 2
+
+
+def test_a_folder_without_a_record_is_assumed_to_match(tmp_path, caplog) -> None:
+    np.save(tmp_path / "v.npy", np.zeros((2, 4), np.float32))
+    with caplog.at_level(logging.WARNING, logger="co2net_pipeline.extraction"):
+        check_protocol(tmp_path, {"crop_size": 224}, "rgb")
+    assert f"{tmp_path}: 1 finished rgb videos without a protocol record" in caplog.text
+    check_protocol(tmp_path, {"crop_size": 224}, "rgb")  # recorded now: silent, no error
+    with pytest.raises(ProtocolChangedError, match=r"crop_size 224 \(now 256\)"):
+        check_protocol(tmp_path, {"crop_size": 256}, "rgb")
+    (tmp_path / "v.npy").unlink()  # nothing finished: the new protocol is simply recorded
+    check_protocol(tmp_path, {"crop_size": 256}, "rgb")
+    assert json.loads((tmp_path / PROTOCOL_FILE).read_text()) == {"crop_size": 256}

@@ -4,6 +4,7 @@ one-frame shortfall, RGB and flow scaling, and the settings' defaults."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import cv2
 import numpy as np
@@ -94,9 +95,10 @@ def test_rgb_clip_is_the_centre_crop_scaled_to_minus_one_one() -> None:
     assert rgb_clip(FrameChunk(frames, None), 6).min() == -1.0
 
 
-def test_resampling_by_presentation_time(tmp_path) -> None:
+def test_resampling_by_presentation_time(tmp_path, caplog) -> None:
     """30 fps, 10 s → 250 frames at 25 fps; 10 fps, 3 s → 75 (each frame shown 2-3 times);
-    a variable frame rate → frames by time (the last covers up to the video's end)."""
+    a variable frame rate → frames by time (the last covers up to the video's end), with one
+    WARNING line naming the file (the CLI shows warnings only)."""
     cases = [(write_video(tmp_path / "a30.mp4", 300, fps=30), 250)]
     cases.append((write_video(tmp_path / "b10.avi", 30, fps=10), 75))
     times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.2, 1.24, 1.28, 1.32, 1.36]
@@ -106,8 +108,29 @@ def test_resampling_by_presentation_time(tmp_path) -> None:
         assert len(frames) == expected, path.name
         estimate = probe_video(path).expected_frames(25.0)
         assert abs(estimate - expected) <= 1, path.name
-    vfr = [round(f.time, 2) for f in resampled_frames(cases[2][0], 25.0)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="co2net_pipeline.extraction"):
+        vfr = [round(f.time, 2) for f in resampled_frames(cases[2][0], 25.0)]
     assert vfr[:5] == [0.0, 0.04, 0.08, 0.08, 0.08] and vfr[13:14] == [0.5]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(lines) == 1 and lines[0].startswith(f"{cases[2][0]} (video c_vfr): variable")
+
+
+def test_a_truncated_video_is_extracted_as_far_as_it_decodes_with_a_warning(
+    tmp_path, caplog
+) -> None:
+    """An .mkv cut in half keeps a readable header announcing 8 s: the decoded part is used
+    and one WARNING line names the file; a whole file gives no warning."""
+    whole = write_video(tmp_path / "whole.mkv", 200)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="co2net_pipeline.extraction"):
+        assert len(list(resampled_frames(whole, 25.0))) == 200
+        assert caplog.records == []
+        frames = len(list(resampled_frames(cut, 25.0)))
+    assert 16 < frames < 150
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"{cut} (video cut): decoded {frames / 25:.2f} s of the 8.00 s")
 
 
 def test_resize_keeps_the_aspect_ratio_with_the_short_side_given(tmp_path) -> None:

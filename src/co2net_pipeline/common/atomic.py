@@ -61,14 +61,15 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(path: str | Path) -> list[Path]:
     """Remove the temporary files and folders `temp_name` gave out for `path` to processes that
     no longer run (killed with `kill -9`, or a power cut: no `finally` removed them; a staged
-    ActivityNet store is ~10 GB). Returns what was removed.
+    ActivityNet store is ~10 GB). Returns what was removed. A previous folder moved aside
+    (`atomic_directory`) whose replacement never arrived is moved back instead.
 
     A process that still runs keeps its temporaries, and so does a reused pid (left for a later
-    call). Processes are looked up on this machine: writers on two machines sharing one folder
-    at once are not supported (the project lock does not span machines either)."""
+    call). Processes are looked up on this machine: two machines writing one shared folder at
+    the same time are not supported."""
     path = Path(path)
     pattern = re.compile(
-        rf"\.{re.escape(path.name)}\.(?:{'|'.join(TEMP_KINDS)})-(\d+)-[0-9a-f]{{8}}"
+        rf"\.{re.escape(path.name)}\.({'|'.join(TEMP_KINDS)})-(\d+)-[0-9a-f]{{8}}"
         rf"{re.escape(path.suffix)}"
     )
     try:
@@ -78,7 +79,12 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     removed = []
     for found in candidates:
         match = pattern.fullmatch(found.name)
-        if match is None or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+        if match is None or int(match.group(2)) == os.getpid() or _pid_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not path.exists():
+            # killed between moving the previous folder aside and moving the new one in: the
+            # aside copy is the last complete one
+            os.replace(found, path)
             continue
         if found.is_dir() and not found.is_symlink():
             shutil.rmtree(found, ignore_errors=True)

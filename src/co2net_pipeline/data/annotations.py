@@ -184,7 +184,8 @@ def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]
     """What differs between a user's annotations and the shipped ones, one line per aspect.
 
     Compares the class list, the video names, their order, durations, video-level labels and
-    segments (videos in both sets). Empty when they agree.
+    segments (videos in both sets). Empty when they agree. Set and array operations throughout:
+    the 7,202 shipped ActivityNet1.2 videos compare in well under a second.
     """
     lines = []
     if list(ours.classlist) != list(shipped.classlist):
@@ -198,32 +199,11 @@ def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]
     repeated = ours.videos["video_id"][ours.videos["video_id"].duplicated()].unique().tolist()
     if repeated:
         lines.append(f"video names: {len(repeated)} repeated ({_examples(repeated)})")
-        ours = Annotations(
-            ours.name,
-            ours.classlist,
-            ours.videos.drop_duplicates("video_id"),
-            ours.segments,
-            ours.ambiguous,
-        )
-    ids = ours.videos["video_id"].tolist()
-    ref_ids = shipped.videos["video_id"].drop_duplicates().tolist()
-    only_ours = [v for v in ids if v not in set(ref_ids)]
-    only_shipped = [v for v in ref_ids if v not in set(ids)]
-    if only_ours:
-        lines.append(
-            f"video names: {len(only_ours)} not in the shipped set ({_examples(only_ours)})"
-        )
-    if only_shipped:
-        lines.append(
-            f"video names: {len(only_shipped)} shipped video(s) missing ({_examples(only_shipped)})"
-        )
-    common = [v for v in ids if v in set(ref_ids)]
-    ref_common = [v for v in ref_ids if v in set(ids)]
-    if common != ref_common:
-        first = next(i for i, (a, b) in enumerate(zip(common, ref_common, strict=True)) if a != b)
-        lines.append(
-            f"video order: differs from position {first} ({common[first]} vs {ref_common[first]})"
-        )
+        ours = replace(ours, videos=ours.videos.drop_duplicates("video_id"))
+    common, name_lines = _video_name_differences(
+        ours.videos["video_id"].tolist(), shipped.videos["video_id"].drop_duplicates().tolist()
+    )
+    lines += name_lines
     a = ours.videos.set_index("video_id").loc[common]
     b = shipped.videos.set_index("video_id").loc[common]
     gap = np.abs(a["duration_s"].to_numpy(float) - b["duration_s"].to_numpy(float))
@@ -240,21 +220,61 @@ def annotation_differences(ours: Annotations, shipped: Annotations) -> list[str]
     ]
     if relabelled:
         lines.append(f"labels: {len(relabelled)} video(s) differ ({_examples(relabelled)})")
-
-    def by_video(segments: pd.DataFrame) -> dict[str, list]:
-        keyed = segments.assign(
-            t_start_s=segments["t_start_s"].round(6), t_end_s=segments["t_end_s"].round(6)
-        )
-        return {
-            v: sorted(map(tuple, g[["t_start_s", "t_end_s", "label"]].to_numpy().tolist()))
-            for v, g in keyed.groupby("video_id", sort=False)
-        }
-
-    seg_a, seg_b = by_video(ours.segments), by_video(shipped.segments)
-    moved = [v for v in common if seg_a.get(v, []) != seg_b.get(v, [])]
+    moved = _videos_with_other_segments(ours.segments, shipped.segments, common)
     if moved:
         lines.append(f"segments: {len(moved)} video(s) differ ({_examples(moved)})")
     return lines
+
+
+def _video_name_differences(ids: list, ref_ids: list) -> tuple[list, list[str]]:
+    """(the videos of `ids` also in `ref_ids`, in `ids` order; the lines on names and order).
+    ids, ref_ids: unique video ids, ours and the shipped ones."""
+    id_set, ref_set = set(ids), set(ref_ids)
+    only_ours = [v for v in ids if v not in ref_set]
+    only_shipped = [v for v in ref_ids if v not in id_set]
+    lines = []
+    if only_ours:
+        lines.append(
+            f"video names: {len(only_ours)} not in the shipped set ({_examples(only_ours)})"
+        )
+    if only_shipped:
+        lines.append(
+            f"video names: {len(only_shipped)} shipped video(s) missing ({_examples(only_shipped)})"
+        )
+    common = [v for v in ids if v in ref_set]
+    ref_common = [v for v in ref_ids if v in id_set]
+    if common != ref_common:
+        first = next(i for i, (a, b) in enumerate(zip(common, ref_common, strict=True)) if a != b)
+        lines.append(
+            f"video order: differs from position {first} ({common[first]} vs {ref_common[first]})"
+        )
+    return common, lines
+
+
+def _videos_with_other_segments(ours: pd.DataFrame, shipped: pd.DataFrame, common: list) -> list:
+    """The videos of `common` (in its order) whose multisets of segments (start and end rounded
+    to 1e-6 s, label) differ between the two segment tables. Both tables are put in one
+    canonical order (video, start, end, label) and compared row by row where a video has as
+    many segments on both sides; a NaN time or label never equals anything (its video differs)."""
+    index = pd.Index(common)
+    labels = pd.concat([ours["label"], shipped["label"]], ignore_index=True)
+    codes = pd.factorize(labels)[0]
+    sides = []
+    for table, code in ((ours, codes[: len(ours)]), (shipped, codes[len(ours) :])):
+        pos = index.get_indexer(table["video_id"])
+        start = table["t_start_s"].round(6).to_numpy(float)
+        end = table["t_end_s"].round(6).to_numpy(float)
+        keep = pos >= 0
+        pos, start, end, code = pos[keep], start[keep], end[keep], code[keep]
+        order = np.lexsort((code, end, start, pos))
+        sides.append((pos[order], start[order], end[order], code[order]))
+    (pa, sa, ea, ca), (pb, sb, eb, cb) = sides
+    differ = np.bincount(pa, minlength=len(common)) != np.bincount(pb, minlength=len(common))
+    # the rows of the videos with as many segments on both sides line up one to one
+    ka, kb = ~differ[pa], ~differ[pb]
+    mismatch = (sa[ka] != sb[kb]) | (ea[ka] != eb[kb]) | (ca[ka] != cb[kb]) | (ca[ka] < 0)
+    differ[pa[ka][mismatch]] = True
+    return [v for v, d in zip(common, differ, strict=True) if d]
 
 
 def load_ambiguous_intervals(path: str | Path) -> pd.DataFrame:

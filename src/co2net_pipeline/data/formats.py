@@ -323,6 +323,12 @@ class WtalcFeatureSource(FeatureSource):
         return next(self.iter_features([video_id]))[1]
 
 
+def _npy_stems(folder: Path) -> set[str]:
+    """Video ids of `folder/*.npy`, hidden files left out: a writer's temporary file
+    (`.<video>.npy.tmp-<pid>-<hex>.npy`, `common.atomic`) is not a video."""
+    return {p.stem for p in folder.glob("*.npy") if not p.name.startswith(".")}
+
+
 class NpyFolderSource(FeatureSource):
     """`<dir>/<video_id>.npy` (T, 2D), or `<dir>/rgb/<id>.npy` + `<dir>/flow/<id>.npy` (T, D) each."""
 
@@ -334,8 +340,8 @@ class NpyFolderSource(FeatureSource):
             raise FeatureFormatError(f"{self.path}: not a folder of per-video .npy files")
         self.split = (self.path / "rgb").is_dir() or (self.path / "flow").is_dir()
         if self.split:
-            rgb = {p.stem for p in (self.path / "rgb").glob("*.npy")}
-            flow = {p.stem for p in (self.path / "flow").glob("*.npy")}
+            rgb = _npy_stems(self.path / "rgb")
+            flow = _npy_stems(self.path / "flow")
             if rgb != flow:
                 odd = sorted(rgb ^ flow)
                 side = "rgb" if odd[0] in rgb else "flow"
@@ -346,7 +352,7 @@ class NpyFolderSource(FeatureSource):
                 )
             self._ids = sorted(rgb)
         else:
-            self._ids = sorted(p.stem for p in self.path.glob("*.npy"))
+            self._ids = sorted(_npy_stems(self.path))
         if not self._ids:
             raise FeatureFormatError(f"{self.path}: no .npy feature files found")
 
@@ -443,7 +449,7 @@ class Hdf5Source(FeatureSource):
                     "features" if fh.attrs.get("format") == "co2net-feature-store" else "/"
                 )
                 self._ids = list(fh[self._group].keys())
-                self._linked = self._linked_files(fh[self._group])
+                self._linked = _linked_files(self, fh[self._group])
         except (OSError, KeyError) as exc:
             raise FeatureFormatError(f"{self.path}: not a readable HDF5 file ({exc})") from exc
 
@@ -454,29 +460,6 @@ class Hdf5Source(FeatureSource):
     def location(self, video_id: str) -> str:
         prefix = "" if self._group == "/" else f"{self._group}/"
         return f"{self.path}:/{prefix}{video_id}"
-
-    def _linked_files(self, group) -> list[Path]:
-        """The files external links (of a video, or of its rgb / flow) point to: their changes
-        must change the fingerprint. A soft link from one video to another is refused: it would
-        silently train and score the same features twice."""
-        import h5py
-
-        files = set()
-        for vid in self._ids:
-            links = [(vid, group.get(vid, getlink=True))]
-            if isinstance(links[0][1], h5py.HardLink) and isinstance(group[vid], h5py.Group):
-                links += [(f"{vid}/{k}", group[vid].get(k, getlink=True)) for k in group[vid]]
-            for name, link in links:
-                if isinstance(link, h5py.ExternalLink):
-                    target = Path(link.filename)  # HDF5 looks beside the file, then in the cwd
-                    beside = self.path.parent / target
-                    files.add(beside if target.is_absolute() or beside.exists() else target)
-                elif isinstance(link, h5py.SoftLink):
-                    raise FeatureFormatError(
-                        f"{self.location(vid)}: video {vid}: {name} is a soft link to "
-                        f"{link.path}; store each video's own features"
-                    )
-        return sorted(files)
 
     def _fingerprint_paths(self) -> list[Path]:
         return [self.path, *(p for p in self._linked if p.exists())]
@@ -522,6 +505,30 @@ class Hdf5Source(FeatureSource):
             raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise FeatureFormatError(f"{where}: video {video_id}: unreadable ({exc})") from exc
+
+
+def _linked_files(source: Hdf5Source, group) -> list[Path]:
+    """The files external links (of a video, or of its rgb / flow) point to: their changes
+    must change the fingerprint. A soft link from one video to another is refused: it would
+    silently train and score the same features twice."""
+    import h5py
+
+    files = set()
+    for vid in source.video_ids:
+        links = [(vid, group.get(vid, getlink=True))]
+        if isinstance(links[0][1], h5py.HardLink) and isinstance(group[vid], h5py.Group):
+            links += [(f"{vid}/{k}", group[vid].get(k, getlink=True)) for k in group[vid]]
+        for name, link in links:
+            if isinstance(link, h5py.ExternalLink):
+                target = Path(link.filename)  # HDF5 looks beside the file, then in the cwd
+                beside = source.path.parent / target
+                files.add(beside if target.is_absolute() or beside.exists() else target)
+            elif isinstance(link, h5py.SoftLink):
+                raise FeatureFormatError(
+                    f"{source.location(vid)}: video {vid}: {name} is a soft link to "
+                    f"{link.path}; store each video's own features"
+                )
+    return sorted(files)
 
 
 def load_annotations(path: str | Path, name: str | None = None) -> Annotations:

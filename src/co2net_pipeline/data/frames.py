@@ -91,7 +91,9 @@ def _dtype_problem(frame: pd.DataFrame, channels: list) -> str | None:
         column = frame[name]
         if accepts(column):
             continue
-        example = f" (e.g. {column.iloc[0]!r})" if len(column) else ""
+        first = column.iloc[0] if len(column) else None
+        first = first.item() if isinstance(first, np.generic) else first  # True, not np.True_
+        example = f" (e.g. {first!r})" if len(column) else ""
         return f"column {name} has dtype {column.dtype}{example}, expected {expected}"
     return None
 

@@ -98,7 +98,8 @@ class ValidatedDataset:
 
     videos: video_id, subset, duration_s, n_snippets, snippets_per_second (25/16), labels
         (list[str], video-level weak label), usable (False: dropped as too short, or no
-        snippets), all_zero (True: every feature value is 0).
+        snippets), all_zero (True: T > 0 and the features sum to 0, the original's test; for
+        non-negative features such as I3D's, every value is 0).
     segments: video_id, t_start_s, t_end_s, label, class_idx, start_snippet, end_snippet
         (round half-even of t·25/16, as the reference evaluator).
     classlist: class names, index = class_idx. ambiguous: video_id, t_start_s, t_end_s.
@@ -213,7 +214,8 @@ def _check_labels(annotations: Annotations, where: str) -> None:
 def _check_features(
     source: FeatureSource, feature_dim: int | None
 ) -> tuple[dict[str, int], int, set[str]]:
-    """Read every video once; return ({video_id: T}, D, ids of all-zero videos).
+    """Read every video once; return ({video_id: T}, D, ids of all-zero videos: T > 0 and
+    features that sum to 0, the original's test).
 
     T = 0 (also an empty entry of any shape) and all-zero features are accepted: the original
     tolerates both (they leave its ActivityNet train and test lists and class-pair pools)."""
@@ -263,7 +265,9 @@ def _check_features(
                 f"{where}: features contain {kind} values in {rows.size} snippet(s), first at snippet {rows[0]}"
             )
         lengths[vid] = n
-        if n and not array.any():
+        # the original's test (`features.sum() == 0`, on the features as stored): the same as
+        # all zero for non-negative features such as I3D's, and also true of values that cancel
+        if n and array.sum() == 0:
             all_zero.add(vid)
     if feature_dim is None:
         dim = _majority_dim(widths, len(lengths))
@@ -436,8 +440,8 @@ def _degenerate_videos(videos: pd.DataFrame, all_zero: set[str], warnings: dict)
         )
     if videos["all_zero"].any():
         warnings["all_zero_videos"] = _warning(
-            "features are all zero; kept (out of the ActivityNet class-pair pools, as the "
-            "original)",
+            "features are all zero (sum to 0, the original's test); kept (out of the "
+            "ActivityNet class-pair pools, as the original)",
             videos.loc[videos["all_zero"], "video_id"].tolist(),
         )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from co2net_pipeline.extraction.settings import CHUNK_FRAMES
 from co2net_pipeline.extraction.video import VideoError, center_crop
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "n_chunks",
     "rgb_clip",
 ]
-
-CHUNK_FRAMES = 16  # the W-TALC snippet: 16 frames at 25 fps = 0.64 s
 
 
 def n_chunks(n_frames: int) -> int:

@@ -9,7 +9,7 @@ every finished video of either stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,12 @@ from co2net_pipeline.extraction.streams import (
     stream_features,
 )
 from co2net_pipeline.extraction.video import VIDEO_EXTENSIONS, list_videos
-from co2net_pipeline.extraction.writer import FeatureFolder, PendingFeatures, read_feature_folder
+from co2net_pipeline.extraction.writer import (
+    FeatureFolder,
+    PendingFeatures,
+    check_protocol,
+    read_feature_folder,
+)
 
 __all__ = [
     "JOINT_DIM",
@@ -33,6 +38,7 @@ __all__ = [
     "check_weights",
     "extract_videos",
     "join_streams",
+    "joint_protocol",
     "report_markdown",
     "skipped_table",
 ]
@@ -59,10 +65,26 @@ def check_weights(rgb_weights: str | Path, flow_weights: str | Path) -> None:
         )
 
 
-def join_streams(rgb: FeatureFolder, flow: FeatureFolder) -> tuple[PendingFeatures, dict]:
+def joint_protocol(rgb: dict | None, flow: dict | None) -> dict:
+    """The final folder's protocol record: both streams' (`ExtractionSettings.protocol`)."""
+    return {"stream": "rgb+flow", "rgb": rgb, "flow": flow}
+
+
+def join_streams(
+    rgb: FeatureFolder, flow: FeatureFolder, only: Collection[str] | None = None
+) -> tuple[PendingFeatures, dict]:
     """The (chunks, 2048) features of every video both streams have (RGB first), to write,
-    and the extraction report: one row per video with its status, chunks and problem."""
-    both = sorted(set(rgb.features) & set(flow.features))
+    and the extraction report: one row per video with its status, chunks and problem.
+
+    only: the video ids to join and report (`extract_videos`: the videos of its folder, not
+    others extracted earlier into the same output); None: every video of the folders.
+    """
+    keep = None if only is None else set(only)
+
+    def wanted(video_id: str) -> bool:
+        return keep is None or video_id in keep
+
+    both = sorted(v for v in set(rgb.features) & set(flow.features) if wanted(v))
 
     def compute(video_id: str) -> np.ndarray:
         a, b = np.load(rgb.features[video_id]), np.load(flow.features[video_id])
@@ -73,7 +95,7 @@ def join_streams(rgb: FeatureFolder, flow: FeatureFolder) -> tuple[PendingFeatur
             )
         return np.concatenate([a, b], axis=1)
 
-    problems = {**flow.problems, **rgb.problems}
+    problems = {v: p for v, p in {**flow.problems, **rgb.problems}.items() if wanted(v)}
     rows = [
         {
             "video_id": v,
@@ -89,7 +111,7 @@ def join_streams(rgb: FeatureFolder, flow: FeatureFolder) -> tuple[PendingFeatur
         for v, p in sorted(problems.items())
         if v not in both
     ]
-    one_stream = (set(rgb.features) ^ set(flow.features)) - set(problems)
+    one_stream = {v for v in set(rgb.features) ^ set(flow.features) if wanted(v)} - set(problems)
     rows += [
         {
             "video_id": v,
@@ -114,6 +136,7 @@ def join_streams(rgb: FeatureFolder, flow: FeatureFolder) -> tuple[PendingFeatur
         width=JOINT_DIM,
         stream="rgb+flow",
         record_problems=False,
+        protocol=joint_protocol(rgb.protocol, flow.protocol),
     )
     return pending, report
 
@@ -146,11 +169,18 @@ def extract_videos(
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
 ) -> dict:
     """Every video of the folder `videos` → `<output>/<video>.npy` (chunks, 2048); returns the
-    report (`join_streams`). The stages of the Kedro pipeline `feature_extraction`, in order;
-    the streams' own folders are `<output>/.streams/rgb` and `.../flow`."""
+    report of these videos (`join_streams`). The stages of the Kedro pipeline
+    `feature_extraction`, in order; the streams' own folders are `<output>/.streams/rgb` and
+    `.../flow`. The protocol of all three folders is checked before any video is opened."""
     settings = settings or ExtractionSettings()
     check_weights(rgb_weights, flow_weights)
     files = list_videos(videos, extensions)
+    streams = Path(output) / STREAMS_DIR
+    weights = {"rgb": rgb_weights, "flow": flow_weights}
+    protocols = {name: settings.protocol(name, weights[name]) for name in weights}
+    for name, protocol in protocols.items():
+        check_protocol(streams / name, protocol, name)
+    check_protocol(output, joint_protocol(protocols["rgb"], protocols["flow"]), "rgb+flow")
     chunks = chunk_frames(resize_frames(decode_videos(files, settings.fps), settings.short_side))
     rgb = rgb_clips(chunks, settings.crop_size)
     flow = flow_clips(
@@ -160,12 +190,13 @@ def extract_videos(
         settings.flow_before_crop,
         settings.flow_workers,
     )
-    streams = Path(output) / STREAMS_DIR
     for name, clips in (("rgb", rgb), ("flow", flow)):
-        network = load_i3d(rgb_weights if name == "rgb" else flow_weights, name)
-        stream_features(clips, network, name, settings).write(streams / name)
+        network = load_i3d(weights[name], name)
+        stream_features(clips, network, name, settings, protocols[name]).write(streams / name)
     pending, report = join_streams(
-        read_feature_folder(streams / "rgb"), read_feature_folder(streams / "flow")
+        read_feature_folder(streams / "rgb"),
+        read_feature_folder(streams / "flow"),
+        only=[p.stem for p in files],
     )
     pending.write(output)
     return report

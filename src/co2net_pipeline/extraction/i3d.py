@@ -7,8 +7,13 @@ features CO2-Net trains on are this network's `Mixed_5c` output averaged over ti
 1024 values per 16-frame chunk and stream.
 
 Padding is TensorFlow's "same", computed from each input's size in `forward` (as the port and
-the original Sonnet model do), so any spatial size works; the reference's 224 × 224 crop gives a
-(2, 7, 7) `Mixed_5c` map, which `AvgPool3d([2, 7, 7])` in the port and the mean here reduce alike.
+the original Sonnet model do), so any spatial size works. The reference's 16 × 224 × 224 clip
+gives a (2, 7, 7) `Mixed_5c` map, which `AvgPool3d([2, 7, 7])` in the port and the mean here
+reduce alike (the golden cases). At other crop sizes the two differ: the port's fixed kernel
+gives several vectors per clip from a larger map (256: (1, 2, 2)) and fails on a smaller one
+(160: 5 × 5), while the mean here stays one 1024-d vector per chunk, the global average the
+W-TALC features are at 224. Features made at another `crop_size` are therefore not the
+W-TALC ones (and a detector trained on those will see other statistics).
 
 The weights are never downloaded: `load_i3d` reads the file a user brings and stops with one
 line naming it when it is missing.

@@ -6,13 +6,17 @@ derives the `feature_extraction` group from it, stays light to import.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from co2net_pipeline.common.config import dataclass_from_dict
 
-__all__ = ["ExtractionSettings"]
+__all__ = ["CHUNK_FRAMES", "ExtractionSettings", "file_sha256"]
+
+CHUNK_FRAMES = 16  # the W-TALC snippet: 16 frames at 25 fps = 0.64 s
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,27 @@ class ExtractionSettings:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ExtractionSettings:
         return dataclass_from_dict(cls, values, "feature_extraction parameter(s)")
+
+    def protocol(self, modality: str, weights: str | Path) -> dict[str, Any]:
+        """What one stream's features depend on, recorded beside them (`writer.check_protocol`):
+        the sizes, the rate, bf16 and the weights' sha256. Device, batch size, threads and the
+        progress bar change nothing but float rounding, so they are left out."""
+        record: dict[str, Any] = {
+            "stream": modality,
+            "fps": self.fps,
+            "chunk_frames": CHUNK_FRAMES,
+            "short_side": self.short_side,
+            "crop_size": self.crop_size,
+        }
+        if modality == "flow":
+            record |= {"flow_bound": self.flow_bound, "flow_before_crop": self.flow_before_crop}
+        return record | {"bf16": self.bf16, "weights_sha256": file_sha256(weights)}
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, hex (a 50 MB I3D checkpoint: ~0.1 s)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -207,8 +207,10 @@ def stream_features(
     network: InceptionI3d,
     modality: str,
     settings: ExtractionSettings,
+    protocol: dict | None = None,
 ) -> PendingFeatures:
-    """I3D features of one stream, (chunks, 1024) per video, computed when written."""
+    """I3D features of one stream, (chunks, 1024) per video, computed when written; `protocol`
+    (`ExtractionSettings.protocol`) is recorded in and checked against the folder."""
     device = select_device(settings.device)
 
     def compute(video_id: str) -> np.ndarray:
@@ -229,4 +231,5 @@ def stream_features(
         width=FEATURE_DIM,
         problems=streams.problems,
         stream=modality,
+        protocol=protocol,
     )

@@ -3,8 +3,10 @@ resizing (shorter side) and centre cropping.
 
 Frames are picked by presentation time, not by index: output frame i (time i / fps after the
 first frame) is the last decoded frame shown at or before that time, the frame on screen then.
-A variable-frame-rate video is therefore resampled by its timestamps (and logged); a 30-fps
-video of 10 s gives 250 frames at 25 fps.
+A variable-frame-rate video is therefore resampled by its timestamps (one WARNING line naming
+it); a 30-fps video of 10 s gives 250 frames at 25 fps. A video that decodes to much less than
+its header's duration (a file truncated or corrupted after a readable header) is extracted as
+far as it decodes, with one WARNING line naming it.
 
 Problems with a file are `VideoError`s naming the file, the video and the problem; the
 extractor skips such a video and reports it, the others go on.
@@ -42,6 +44,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 # Two presentation times closer than this are the same instant (rates like 30000/1001 are
 # not exact in binary).
 TIME_EPS = 1e-6
+# Decoded frames may fall short of the header's duration by this much (a missing last frame,
+# a rounded duration) before the video is reported as truncated: max(one chunk, 5 %).
+SHORTFALL_FRAMES, SHORTFALL_FRACTION = 16, 0.05
 
 
 class VideoError(DataValidationError):
@@ -118,23 +123,29 @@ def probe_video(path: str | Path) -> VideoInfo:
                 kinds = sorted({s.type for s in container.streams}) or ["no"]
                 raise VideoError(f"no video stream ({' and '.join(kinds)} streams only)", path)
             stream = container.streams.video[0]
-            duration = None
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
             rate = stream.average_rate
             return VideoInfo(
                 path=path,
                 width=stream.codec_context.width,
                 height=stream.codec_context.height,
-                duration_s=duration,
+                duration_s=_header_duration(container, stream),
                 average_fps=float(rate) if rate else None,
             )
     except av.EOFError as exc:  # a header and nothing after it
         raise VideoError("no video data (zero-length or truncated file)", path) from exc
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise VideoError(f"not a readable video ({_short(exc)})", path) from exc
+
+
+def _header_duration(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> float | None:
+    """Seconds the header announces for `stream` (else the container), None when unsaid."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def _short(exc: BaseException) -> str:
@@ -148,11 +159,12 @@ def resampled_frames(path: str | Path, fps: float) -> Iterator[av.VideoFrame]:
 
     A frame is yielded once per output instant it covers: repeated when the video is slower
     than `fps`, skipped when it is faster. Raises `VideoError` when decoding fails or no frame
-    decodes. Variable frame rates are logged (INFO) and resampled by time like any other.
+    decodes. Variable frame rates and a decoded length well short of the header's are logged
+    (one WARNING line each); both videos are still resampled by time like any other.
     """
     path = Path(path)
     step, count, index = 1.0 / fps, 0, 0
-    previous, start, last_time = None, 0.0, 0.0
+    previous, start, last_time, announced = None, 0.0, 0.0, None
     gaps: list[float] = []
     try:
         with av.open(str(path)) as container:
@@ -160,6 +172,7 @@ def resampled_frames(path: str | Path, fps: float) -> Iterator[av.VideoFrame]:
                 raise VideoError("no video stream", path)
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame-level threads: decoding is never the slow stage
+            announced = _header_duration(container, stream)
             fallback = 1.0 / float(stream.average_rate or fps)
             for frame in container.decode(stream):
                 t = frame.time if frame.time is not None else count * fallback
@@ -182,15 +195,30 @@ def resampled_frames(path: str | Path, fps: float) -> Iterator[av.VideoFrame]:
     except av.FFmpegError as exc:
         raise VideoError(f"decoding failed after {count} frames ({_short(exc)})", path) from exc
     _log_variable_rate(path, gaps)
+    _log_shortfall(path, index, fps, announced)
+
+
+def _log_shortfall(path: Path, frames: int, fps: float, announced: float | None) -> None:
+    expected = round(announced * fps) if announced else 0
+    if expected - frames > max(SHORTFALL_FRAMES, SHORTFALL_FRACTION * expected):
+        logger.warning(
+            "%s (video %s): decoded %.2f s of the %.2f s its header announces (truncated or "
+            "corrupted?); features cover the decoded part only",
+            path,
+            path.stem,
+            frames / fps,
+            announced,
+        )
 
 
 def _log_variable_rate(path: Path, gaps: list[float]) -> None:
     positive = [g for g in gaps if g > 0]
     if positive and max(positive) > 1.5 * min(positive):
-        logger.info(
-            "%s: variable frame rate (frame intervals %.1f to %.1f ms); resampled by "
-            "presentation time",
+        logger.warning(
+            "%s (video %s): variable frame rate (frame intervals %.1f to %.1f ms); resampled "
+            "by presentation time",
             path,
+            path.stem,
             1000 * min(positive),
             1000 * max(positive),
         )

@@ -4,6 +4,10 @@ A video whose file is already there (a complete array: every write is a temporar
 into place) is skipped, so an interrupted run resumes with the video it was on and a second run
 does no work. A video that cannot be used is reported (`problems`) and the others go on.
 Temporary files left by a killed run are removed when their process is gone.
+
+Each folder records the protocol its videos were extracted with (`PROTOCOL_FILE`: sizes, rate,
+flow bound, bf16, the weights' sha256). A run with another protocol stops, before any work,
+with one line naming the folder and what changed, instead of mixing features of two protocols.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from co2net_pipeline.common.atomic import atomic_path, atomic_write_text
+from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.extraction.video import VideoError
 
 __all__ = [
     "PROBLEMS_FILE",
+    "PROTOCOL_FILE",
     "FeatureFolder",
     "PendingFeatures",
     "Problem",
+    "ProtocolChangedError",
     "WriteOutcome",
+    "check_protocol",
     "finished_rows",
     "read_feature_folder",
 ]
@@ -37,6 +45,8 @@ logger = logging.getLogger(__name__)
 # Stream folders (not the final one, which holds only `<video>.npy` for feature_ingestion)
 # keep the videos they could not extract, with the reason, for the report.
 PROBLEMS_FILE = "problems.json"
+# Every folder, the final one included (feature_ingestion reads only its `*.npy`).
+PROTOCOL_FILE = "extraction_protocol.json"
 _TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+\.npy$")
 
 
@@ -72,6 +82,73 @@ def finished_rows(path: Path, width: int) -> int | None:
     return int(array.shape[0])
 
 
+class ProtocolChangedError(DataValidationError):
+    """A folder's finished videos were extracted with another protocol (one line)."""
+
+
+def _flat(record: Mapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _shown(key: str, value: object) -> str:
+    if key.endswith("sha256") and isinstance(value, str):
+        return value[:12]
+    return json.dumps(value)
+
+
+def _finished_files(folder: Path) -> list[Path]:
+    return [p for p in folder.glob("*.npy") if not p.name.startswith(".")]
+
+
+def check_protocol(folder: str | Path, protocol: Mapping, stream: str = "features") -> None:
+    """Record `protocol` in `folder` (`PROTOCOL_FILE`), or raise `ProtocolChangedError` when
+    the folder's finished videos were extracted with another one.
+
+    A folder with finished videos and no record (written before records existed) is assumed
+    to match, with a warning; a folder without finished videos takes the new protocol.
+    """
+    folder = Path(folder)
+    path, wanted = folder / PROTOCOL_FILE, json.loads(json.dumps(protocol))
+    finished = _finished_files(folder) if folder.is_dir() else []
+    recorded = None
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ProtocolChangedError(f"{path}: not a protocol record ({exc})") from exc
+    if recorded == wanted:
+        return
+    if recorded is not None and finished:
+        old, new = _flat(recorded), _flat(wanted)
+        changed = ", ".join(
+            f"{k} {_shown(k, old.get(k))} (now {_shown(k, new.get(k))})"
+            for k in sorted(old.keys() | new.keys())
+            if old.get(k) != new.get(k)
+        )
+        raise ProtocolChangedError(
+            f"{folder}: its {len(finished)} finished {stream} videos were extracted with "
+            f"another protocol: {changed}; delete the folder (or choose another output) to "
+            "extract them again, or run with the recorded settings"
+        )
+    if finished:
+        logger.warning(
+            "%s: %d finished %s videos without a protocol record (%s); assumed to match the "
+            "current protocol",
+            folder,
+            len(finished),
+            stream,
+            PROTOCOL_FILE,
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+
+
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary files of writers that no longer run (a killed extraction)."""
     for path in folder.glob(".*.npy"):
@@ -94,7 +171,8 @@ class PendingFeatures:
     videos: the ids to write, in order; sources: id → video file (for messages);
     compute: id → (chunks, width) float32 array (may raise `VideoError`); width: columns;
     problems: videos already known to be unusable (their files could not be opened);
-    stream: "rgb", "flow" or "joint", for the log; record_problems: keep `problems.json`.
+    stream: "rgb", "flow" or "joint", for the log; record_problems: keep `problems.json`;
+    protocol: what the features depend on (`check_protocol`), None: not recorded.
     """
 
     videos: Sequence[str]
@@ -104,10 +182,13 @@ class PendingFeatures:
     problems: Mapping[str, Problem] = field(default_factory=dict)
     stream: str = "features"
     record_problems: bool = True
+    protocol: Mapping | None = None
 
     def write(self, folder: str | Path) -> WriteOutcome:
         """Write `<folder>/<video>.npy` for every video not finished there; returns what it did."""
         folder = Path(folder)
+        if self.protocol is not None:
+            check_protocol(folder, self.protocol, self.stream)
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(folder)
         outcome = WriteOutcome(problems=dict(self.problems))
@@ -161,11 +242,13 @@ class PendingFeatures:
 
 @dataclass(frozen=True)
 class FeatureFolder:
-    """A per-video feature folder as found: features id → `.npy` path, and the recorded problems."""
+    """A per-video feature folder as found: features id → `.npy` path, the recorded problems and
+    protocol (None when not recorded)."""
 
     path: Path
     features: dict[str, Path]
     problems: dict[str, Problem]
+    protocol: dict | None = None
 
     def rows(self, video_id: str, width: int) -> int | None:
         return finished_rows(self.features[video_id], width)
@@ -186,4 +269,10 @@ def read_feature_folder(folder: str | Path) -> FeatureFolder:
             raise ValueError(
                 f"{recorded}: not a problems file written by the extraction ({exc})"
             ) from exc
-    return FeatureFolder(folder, features, problems)
+    protocol = None
+    if (folder / PROTOCOL_FILE).is_file():
+        try:
+            protocol = json.loads((folder / PROTOCOL_FILE).read_text())
+        except ValueError as exc:
+            raise ValueError(f"{folder / PROTOCOL_FILE}: not a protocol record ({exc})") from exc
+    return FeatureFolder(folder, features, problems, protocol)

@@ -23,6 +23,7 @@ from kedro.framework.hooks import hook_impl
 from co2net_pipeline.common.env import debug_enabled
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.safe_npy import UnsafeNpyError
+from co2net_pipeline.kedro_glue.config_errors import config_problem
 from co2net_pipeline.params.schema import GROUPS, ParameterError, validate_parameters
 
 
@@ -108,6 +109,9 @@ class ParameterCheckHook:
                 f"Kedro environment {env!r} not found: {conf / env} is not a folder "
                 f"(environments: {', '.join(known) or 'none'})"
             )
+        for key in ("parameters", "catalog"):  # Kedro loads them later, with a traceback
+            if problem := config_problem(context.config_loader, key):
+                _fail(problem)
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
@@ -226,7 +230,7 @@ def data_problem(catalog, pipeline, parsed: Mapping) -> str | None:
         sampling = parsed["snippet_sampling"]
         found = _videos_and_source(catalog, set(pipeline.inputs()))
         if found is not None:
-            from co2net_pipeline.pipelines.snippet_sampling.nodes import subset_problem
+            from co2net_pipeline.method.sampler import subset_problem
 
             videos, where = found
             problem = subset_problem(

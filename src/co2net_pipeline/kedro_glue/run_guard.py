@@ -65,7 +65,8 @@ class RunLockHook:
         if self._lock is not None:
             self._lock.release()
 
-    @hook_impl(trylast=True)
+    # first: a hook that turns the error into one line raises, and pluggy calls no hook after it
+    @hook_impl(tryfirst=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         if self._lock is not None:
             self._lock.release()
@@ -125,7 +126,7 @@ class InterruptHook:
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
         self._restore()
 
-    @hook_impl(trylast=True)
+    @hook_impl(tryfirst=True)  # as RunLockHook's: before any hook that raises
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._restore()
 

@@ -40,9 +40,10 @@ def classification_map(
     cas: per video (T, C+1) raw CAS logits; labels: (N, C) multi-hot. A video's score is the
     softmax over C+1 of the mean of its top-k CAS values over time. topk_divisor: None is the
     original's k = ceil(len(features) / 8) taken after the batch dimension was added, i.e.
-    k = 1 (max over time; a bug, T / 8 was meant); an integer d gives k = ceil(T / d). mAP is
-    the mean over classes of sklearn's average precision, as a fraction, over the classes with
-    at least one positive video (the original's mean turns NaN when a class has none).
+    k = 1 (max over time; a bug, T / 8 was meant); an integer d gives k = ceil(T / d). Each
+    class's AP is W-TALC's `getAP` on the first C score columns (`ranked_average_precision`);
+    the mAP, a fraction, is their mean over the classes with at least one positive video (the
+    original averages all C, so a class without one turns its number into NaN).
     """
     scores = []
     for logits in cas:  # loop over videos
@@ -53,10 +54,30 @@ def classification_map(
         scores.append(probs / probs.sum())
     labels = np.asarray(labels)
     scores_c = np.asarray(scores).reshape(len(scores), -1)[:, : labels.shape[1]]
-    present = np.flatnonzero(labels.sum(axis=0) > 0)
+    present = np.flatnonzero((labels == 1).sum(axis=0) > 0)
     if not present.size:
         return float("nan")
-    return float(np.mean([average_precision_score(labels[:, c], scores_c[:, c]) for c in present]))
+    return float(ranked_average_precision(scores_c[:, present], labels[:, present]).mean())
+
+
+def ranked_average_precision(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per column, the mean over the positives of the precision at each positive's rank, as
+    W-TALC's `getAP` (which the original's `cmAP` calls) computes it.
+
+    scores: (N, K) confidences; labels: (N, K), 1 = positive. Videos are ranked by descending
+    score; tied scores keep their video order (stable sort), and each tied video has its own
+    rank, where sklearn's `average_precision_score` gives a tied group one shared precision
+    (e.g. scores [s, s, s], labels [0, 1, 1]: 7/12 here and in the original, 2/3 in sklearn).
+    The original's `np.argsort(-conf)` breaks ties the same way on short lists (insertion
+    sort) and in an unspecified order on long ones. Returns (K,) APs; a column without
+    positives gives NaN.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), axis=0, kind="stable")
+    hits = np.take_along_axis(np.asarray(labels) == 1, order, axis=0)
+    ranks = np.arange(1, hits.shape[0] + 1)[:, None]
+    precision = np.cumsum(hits, axis=0) / ranks
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (precision * hits).sum(axis=0) / hits.sum(axis=0)
 
 
 def heldout_classification_map(

@@ -73,24 +73,33 @@ def make_flow_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
     return flow_clips(frame_chunks, s.crop_size, s.flow_bound, s.flow_before_crop, s.flow_workers)
 
 
+def _stream_features(clips: VideoStreams, params: dict, modality: str) -> PendingFeatures:
+    weights = getattr(parse_group("feature_extraction", params), f"{modality}_weights")
+    settings = _settings(params)
+    protocol = settings.protocol(modality, weights)
+    return stream_features(clips, load_i3d(weights, modality), modality, settings, protocol)
+
+
 def extract_rgb_features(rgb_clips: VideoStreams, params: dict) -> PendingFeatures:
-    """I3D RGB features (chunks, 1024) per video, computed as the catalog writes them."""
-    network = load_i3d(parse_group("feature_extraction", params).rgb_weights, "rgb")
-    return stream_features(rgb_clips, network, "rgb", _settings(params))
+    """I3D RGB features (chunks, 1024) per video, computed as the catalog writes them; the
+    folder's recorded protocol is checked first (`extraction.writer.check_protocol`)."""
+    return _stream_features(rgb_clips, params, "rgb")
 
 
 def extract_flow_features(flow_clips: VideoStreams, params: dict) -> PendingFeatures:
-    """I3D flow features (chunks, 1024) per video, computed as the catalog writes them."""
-    network = load_i3d(parse_group("feature_extraction", params).flow_weights, "flow")
-    return stream_features(flow_clips, network, "flow", _settings(params))
+    """I3D flow features (chunks, 1024) per video, computed as the catalog writes them; the
+    folder's recorded protocol is checked first (`extraction.writer.check_protocol`)."""
+    return _stream_features(flow_clips, params, "flow")
 
 
 def concatenate_streams(
-    rgb_i3d_features: FeatureFolder, flow_i3d_features: FeatureFolder
+    rgb_i3d_features: FeatureFolder, flow_i3d_features: FeatureFolder, raw_videos: list[Path]
 ) -> tuple[PendingFeatures, dict, str]:
-    """(chunks, 2048) per video, RGB first (the W-TALC JOINT layout), and the report of every
-    video with its status, chunks and, when skipped, the file and problem."""
-    pending, report = join_streams(rgb_i3d_features, flow_i3d_features)
+    """(chunks, 2048) per video of `raw_videos`, RGB first (the W-TALC JOINT layout), and the
+    report of each with its status, chunks and, when skipped, the file and problem (videos of
+    the stream folders from other runs are left out of both)."""
+    only = [path.stem for path in raw_videos]
+    pending, report = join_streams(rgb_i3d_features, flow_i3d_features, only)
     markdown = report_markdown(report)
     if report["n_skipped"]:
         logger.warning("feature extraction: %d videos skipped\n%s", report["n_skipped"], markdown)

@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 concatenate_streams,
-                inputs=["rgb_i3d_features", "flow_i3d_features"],
+                inputs=["rgb_i3d_features", "flow_i3d_features", "raw_videos"],
                 outputs=["extracted_features", "extraction_report", "extraction_report_md"],
                 name="concatenate_streams",
             ),

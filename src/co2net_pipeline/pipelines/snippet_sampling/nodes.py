@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import pandas as pd
 
@@ -16,36 +15,12 @@ from co2net_pipeline.method.sampler import (
     split_heldout,
     split_pools,
     split_seed,
+    subset_problem,
     thin_pair_classes,
 )
 from co2net_pipeline.params.schema import parse_group
 
 logger = logging.getLogger(__name__)
-
-
-def subset_problem(
-    subsets: Iterable[str], train_subset: str, test_subset: str, where: str
-) -> str | None:
-    """One line naming the train / test subsets that `where` (the annotations) lacks and the
-    subsets it has, with the override that would fix it; None when both are there."""
-    present = sorted({str(s) for s in subsets})
-    wanted = {"train_subset": train_subset, "test_subset": test_subset}
-    missing = {key: name for key, name in wanted.items() if name not in present}
-    if not missing:
-        return None
-    named = ", ".join(f"snippet_sampling.{key}={name!r}" for key, name in missing.items())
-    what = "subsets" if len(missing) > 1 else "subset"
-    line = f"{named}: no such {what} in {where} (its subsets: {', '.join(present) or 'none'})"
-    tests = [s for s in present if "test" in s.lower()]
-    trains = [s for s in present if s not in tests]
-    if len(tests) == 1 and len(trains) == 1:
-        return line + (
-            f'; kedro run --params "snippet_sampling.train_subset={trains[0]},'
-            f'snippet_sampling.test_subset={tests[0]}"'
-        )
-    if where.lower().endswith(".csv") and present == ["all"]:
-        return line + "; give the CSV a `subset` column (e.g. train / test) to split it"
-    return line + "; set snippet_sampling.train_subset and test_subset to two of them"
 
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
