@@ -141,7 +141,8 @@ def test_activitynet_file_with_empty_short_and_all_zero_videos_trains(tmp_path) 
     assert [p["value"] for p in curve["reference_point"]] == [1.0, 1.0, 0.0]
     assert best["iteration"]["value"] in (2.0, 4.0)
     # as the original's evaluator: the short test video is not scored, its ground truth counts
-    no_predictions = pd.DataFrame(columns=["video_id", "t_start", "t_end", "label", "score"])
+    columns = ["video_id", "t_start", "t_end", "label", "score", "t_start_s", "t_end_s"]
+    no_predictions = pd.DataFrame(columns=columns)
     _, report, *_ = evaluate_proposals(
         no_predictions, result.segments, result.videos, result.classlist, evaluation, SAMPLING
     )

@@ -4,6 +4,7 @@ and the MLflow database deleted under a running run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -123,24 +124,23 @@ def test_kedro_run_with_an_alias_bomb_is_one_line(tmp_path):
 
 @pytest.fixture
 def lost_store_error(tmp_path, monkeypatch):
-    """The error MLflow raises when its SQLite file was deleted under an active run."""
+    """The error MLflow raises when its SQLite file was deleted under an active run. The
+    process's tracking URI is restored after, and no active experiment is left behind."""
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri, previous = f"sqlite:///{tmp_path / 'mlflow.db'}", mlflow.get_tracking_uri()
+    experiment = mlflow.MlflowClient(uri).create_experiment("co2net")
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("co2net")
-    run = mlflow.start_run()
     try:
+        mlflow.start_run(experiment_id=experiment)
         (tmp_path / "mlflow.db").unlink()
         with pytest.raises(Exception) as info:
             mlflow.log_metric("loss", 1.0)
-    finally:
         while mlflow.active_run() is not None:
-            try:
+            with contextlib.suppress(Exception):  # the store is gone: only the stack is popped
                 mlflow.end_run()
-            except Exception:  # noqa: BLE001 - the store is gone; only the stack is cleared
-                mlflow.tracking.fluent._active_run_stack.get().clear()
-    assert run is not None
-    return info.value, uri, tmp_path / "mlflow.db"
+        yield info.value, uri, tmp_path / "mlflow.db"
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def test_a_deleted_mlflow_database_is_one_line_naming_it(lost_store_error):
@@ -155,7 +155,7 @@ def test_a_deleted_mlflow_database_is_one_line_naming_it(lost_store_error):
 def test_the_run_command_turns_it_into_its_line(lost_store_error, monkeypatch):
     error, uri, db = lost_store_error
     monkeypatch.delenv("CO2NET_DEBUG", raising=False)
-    mlflow.set_tracking_uri(uri)
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: uri)
 
     def failing_run(**kwargs):
         raise error
