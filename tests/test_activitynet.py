@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))  # the data-layer tests'
 from data_helpers import write_wtalc  # noqa: E402
 
 # "ActivityNet" in the name: short videos leave the train and test lists, as the original's
-# ActivityNet class; not the shipped name, whose 7202-video comparison takes ~20 s
+# ActivityNet class (the CLI test uses the shipped name, compared with the shipped annotations)
 NAME = "ActivityNetTiny"
 DIM = 8  # channels per modality
 # video: (subset, class, snippets, features all zero)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 from typing import Any
 
 import click
@@ -96,9 +97,25 @@ def _current_tracking_uri() -> str | None:
     return mlflow.get_tracking_uri()
 
 
+class _DropLostStoreRecords(logging.Filter):
+    """Drops MLflow's ERROR record, with its ~90-line traceback, for each write to a SQLite
+    file that went away (four per run); the run then ends with `tracking_lost_line`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        lost = _READONLY in record.getMessage() or _READONLY in str(error or "")
+        return debug_enabled() or not lost
+
+
+LOST_STORE_RECORDS = _DropLostStoreRecords()
+
+
 def _run_with_one_line_errors(callback):
     @functools.wraps(callback)
     def run(*args: Any, **kwargs: Any) -> Any:
+        mlflow_db = logging.getLogger("mlflow.store.db.utils")
+        if LOST_STORE_RECORDS not in mlflow_db.filters:
+            mlflow_db.addFilter(LOST_STORE_RECORDS)
         try:
             return callback(*args, **kwargs)
         except click.ClickException:

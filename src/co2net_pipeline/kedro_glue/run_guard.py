@@ -180,7 +180,8 @@ class TrackingCheckHook:
         prepare_sqlite_store(
             self._uri,
             experiment.get("name") or "Default",
-            Path(context.project_path) / "data" / ".mlflow_setup.lock",
+            # beside the store it guards, so that data/ holds only what runs write
+            db.with_name(db.name + ".setup-lock"),
             experiment.get("create_experiment_kwargs"),
         )
 
