@@ -122,6 +122,22 @@ def test_kedro_run_with_an_alias_bomb_is_one_line(tmp_path):
     )
 
 
+def test_kedro_run_with_a_backtick_in_params_is_one_line(tmp_path):
+    project = copy_project(tmp_path)
+    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", "--params", "training.seed=`x`"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stdout == "" and done.stderr.startswith("Error: --params 'training.seed=`x`'")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
 @pytest.fixture
 def lost_store_error(tmp_path, monkeypatch):
     """The error MLflow raises when its SQLite file was deleted under an active run. The
@@ -165,3 +181,27 @@ def test_the_run_command_turns_it_into_its_line(lost_store_error, monkeypatch):
     monkeypatch.setenv("CO2NET_DEBUG", "1")
     with pytest.raises(type(error)):
         _run_with_one_line_errors(failing_run)()
+
+
+def test_mlflows_traceback_records_of_the_lost_store_are_dropped(lost_store_error, monkeypatch):
+    import logging
+
+    from co2net_pipeline.kedro_glue.run_command import LOST_STORE_RECORDS
+
+    error = lost_store_error[0]
+    record = logging.LogRecord(
+        "mlflow.store.db.utils",
+        logging.ERROR,
+        __file__,
+        1,
+        "SQLAlchemy database error.",
+        None,
+        (type(error), error, None),
+    )
+    other = logging.LogRecord(
+        "mlflow.store.db.utils", logging.ERROR, __file__, 1, "database is locked", None, None
+    )
+    monkeypatch.delenv("CO2NET_DEBUG", raising=False)
+    assert not LOST_STORE_RECORDS.filter(record) and LOST_STORE_RECORDS.filter(other)
+    monkeypatch.setenv("CO2NET_DEBUG", "1")
+    assert LOST_STORE_RECORDS.filter(record)
