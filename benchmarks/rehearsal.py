@@ -117,13 +117,14 @@ def stage_train(args, env: str, params: dict, paths: dict) -> dict:
     from co2net_pipeline.method import feature_bank
     from co2net_pipeline.method.losses import LossConfig
     from co2net_pipeline.method.model import ModelConfig
-    from co2net_pipeline.method.sampler import make_sampling_plan, multi_hot
+    from co2net_pipeline.method.sampler import listed_videos, make_sampling_plan, multi_hot
     from co2net_pipeline.method.training import train_model
     from co2net_pipeline.params.schema import parse_config
 
     videos, _, classlist, _ = _tables(paths, ENVS[env])
     sampling = params["snippet_sampling"]
-    train = videos[(videos["subset"] == sampling["train_subset"]) & videos["usable"]]
+    listed = listed_videos(videos, sampling.get("dataset_class", "thumos14"))
+    train = videos[(videos["subset"] == sampling["train_subset"]) & listed]
     ids = train["video_id"].tolist()
     labels = multi_hot(train["labels"], classlist)
     tp = params["training"]

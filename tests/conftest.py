@@ -78,3 +78,25 @@ def small_disk(tmp_path, monkeypatch):
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored():
+    """MLflow keeps the tracking URI and the active experiment in module globals and in
+    MLFLOW_EXPERIMENT_ID; a test that sets them must not steer later tests' runs."""
+    before = {
+        name: os.environ.get(name) for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")
+    }
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    uri = sys.modules["mlflow"].get_tracking_uri() if fluent else None
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None:
+        fluent._active_experiment_id = None
+        if uri is not None:
+            sys.modules["mlflow"].set_tracking_uri(uri)

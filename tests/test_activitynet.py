@@ -33,8 +33,8 @@ from co2net_pipeline.pipelines.training.nodes import train
 sys.path.insert(0, str(Path(__file__).parent / "data"))  # the data-layer tests' tiny datasets
 from data_helpers import write_wtalc  # noqa: E402
 
-# "ActivityNet" in the name: short videos leave the train and test lists, as the original's
-# ActivityNet class (the CLI test uses the shipped name, compared with the shipped annotations)
+# The name does not decide anything (`snippet_sampling.dataset_class` does: tests/
+# test_dataset_class.py); the CLI test uses the shipped name, compared with the shipped annotations
 NAME = "ActivityNetTiny"
 DIM = 8  # channels per modality
 # video: (subset, class, snippets, features all zero)
@@ -60,7 +60,7 @@ VIDEOS = {
 SAMPLING = {
     "train_subset": "training",
     "test_subset": "validation",
-    "pools": "activitynet12",
+    "dataset_class": "activitynet12",
     "rng": "original",
 }
 

@@ -3,7 +3,7 @@
 A case's `meta.json` names its annotations (`annotations`: `thumos14` when absent,
 `activitynet12`) and train subset. The stream is built the way the pipeline builds it: a videos
 table as ingestion writes it (snippet counts, `usable`, `all_zero`), the snippet-sampling
-node's split with `snippet_sampling.pools` = the annotations' dataset, then `split_pools`.
+node's split with `snippet_sampling.dataset_class` = the annotations' dataset, then `split_pools`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pytest
 from golden import golden_cases
 
 from co2net_pipeline.data.annotations import load_shipped_annotations
-from co2net_pipeline.data.validation import ValidationParams
 from co2net_pipeline.method.sampler import ReferenceBatchStream, multi_hot, split_pools
 from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos
 
@@ -25,15 +24,12 @@ TRAIN_SUBSETS = {"thumos14": "validation", "activitynet12": "training"}
 
 def _videos_table(dataset: str, lengths: np.ndarray, zero_rows: np.ndarray):
     """The shipped annotations as ingestion's videos table, with these snippet counts and
-    all-zero videos (default validation parameters decide `usable`)."""
+    all-zero videos (`usable`: has snippets, as ingestion marks it)."""
     annotations = load_shipped_annotations(dataset)
     videos = annotations.videos.copy()
     videos["video_id"] = videos["video_id"].astype(str)
     videos["n_snippets"] = np.asarray(lengths, dtype=np.int64)
-    rules = ValidationParams()
-    short = videos["n_snippets"] < rules.min_snippets
-    drop_short = rules.drops_short(dataset)
-    videos["usable"] = (~short if drop_short else True) & (videos["n_snippets"] > 0)
+    videos["usable"] = videos["n_snippets"] > 0
     videos["all_zero"] = np.isin(np.arange(len(videos)), zero_rows)
     return videos, list(annotations.classlist)
 
@@ -45,7 +41,7 @@ def _stream(meta: dict, expected) -> tuple[ReferenceBatchStream, np.ndarray, np.
     zero_rows = expected["zero_videos"] if "zero_videos" in expected else np.zeros(0, int)
     videos, classlist = _videos_table(dataset, expected["lengths"], zero_rows)
     test_subset = next(s for s in videos["subset"].unique() if s != train_subset)
-    params = {"train_subset": train_subset, "test_subset": test_subset, "pools": dataset}
+    params = {"train_subset": train_subset, "test_subset": test_subset, "dataset_class": dataset}
     ids, fill, pairs = split_pools(videos, split_videos(videos, classlist, params))
     rows = videos.reset_index().set_index("video_id").loc[ids, "index"].to_numpy()
     labels = multi_hot(videos["labels"].iloc[rows], classlist)

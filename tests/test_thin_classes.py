@@ -28,7 +28,7 @@ def _sampling(rng: str) -> dict:
         "seed": 3552,
         "split_seed": None,
         "rng": rng,
-        "pools": "thumos14",
+        "dataset_class": "thumos14",
     }
 
 

@@ -9,6 +9,7 @@ from co2net_pipeline.kedro_glue.parameter_hook import ParameterCheckHook
 from co2net_pipeline.kedro_glue.run_guard import (
     DiskFullHook,
     InterruptHook,
+    OutputRollbackHook,
     RunLockHook,
     TrackingCheckHook,
 )
@@ -17,10 +18,13 @@ from co2net_pipeline.kedro_glue.run_guard import (
 # TrackingCheckHook: the MLflow store can take the run; InterruptHook: Ctrl-C / SIGTERM mark it
 # KILLED; RunLockHook: one run per project at a time. Pluggy calls the last registered first,
 # so before the pipeline: parameters, tracking store, signal handlers, lock (the lock is taken
-# once nothing else can refuse the run); DiskFullHook's one line comes last of all.
+# once nothing else can refuse the run); OutputRollbackHook opens its journal of the run's
+# catalog outputs after all of them, and rolls it back first when the run fails, before
+# DiskFullHook's one line, which comes last of all.
 HOOKS = (
     DiskFullHook(),
     RunLockHook(),
+    OutputRollbackHook(),
     InterruptHook(),
     TrackingCheckHook(),
     ParameterCheckHook(),

@@ -304,7 +304,8 @@ def test_truncated_wtalc_file(tmp_path, tiny):
     path.write_bytes(path.read_bytes()[:-100])
     source, ann = open_feature_source(tmp_path, "wtalc")
     with pytest.raises(
-        DataValidationError, match=r"Tiny-I3D-JOINTFeatures\.npy: unreadable object array"
+        DataValidationError,
+        match=r"Tiny-I3D-JOINTFeatures\.npy\[3\]: video vid_d: unreadable, the file is truncated",
     ):
         validate_dataset(source, ann)
 
@@ -374,25 +375,19 @@ def test_empty_segments_kept_by_default_dropped_on_request(tmp_path, tiny):
     assert len(dataset.segments) == 4
 
 
-def test_short_videos(tmp_path, tiny):
+def test_short_videos_are_reported_and_kept_usable(tmp_path, tiny):
+    """Ingestion reports short videos but keeps them usable, whatever the dataset's name: the
+    snippet-sampling stage's `dataset_class` decides whether they are listed."""
     annotations, features = tiny
     dataset, report = _wtalc(tmp_path / "a", annotations, features, min_snippets=13)
     assert report["warnings"]["short_videos"]["videos"] == ["vid_c"]
-    assert dataset.videos["usable"].all()  # THUMOS-style default: kept
-    dataset, report = _wtalc(
-        tmp_path / "b", annotations, features, min_snippets=13, drop_short_videos=True
-    )
-    assert dataset.videos["usable"].tolist() == [True, True, False, True]
-    assert report["subsets"]["test"]["usable_videos"] == 1
-
-
-def test_activitynet_drops_short_videos_by_default(tmp_path):
+    assert dataset.videos["usable"].all()
     annotations = make_annotations("ActivityNet1.2")
-    features = make_features(annotations)
-    write_wtalc(tmp_path, annotations, features, name="ActivityNet1.2")
-    source, ann = open_feature_source(tmp_path, "wtalc")
-    dataset, _ = validate_dataset(source, ann, {"min_snippets": 13})
-    assert dataset.videos["usable"].tolist() == [True, True, False, True]
+    write_wtalc(tmp_path / "b", annotations, make_features(annotations), name="ActivityNet1.2")
+    source, ann = open_feature_source(tmp_path / "b", "wtalc")
+    dataset, report = validate_dataset(source, ann, {"min_snippets": 13})
+    assert dataset.videos["usable"].all()
+    assert "dataset_class=activitynet12" in report["warnings"]["short_videos"]["message"]
 
 
 def test_label_disagreement_and_empty_labels(tmp_path, tiny):

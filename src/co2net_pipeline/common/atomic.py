@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # The kinds of temporary names this module gives out (`temp_name(path, kind)`).
-TEMP_KINDS = ("tmp", "old", "staging")
+TEMP_KINDS = ("tmp", "old", "staging", "bak")  # bak: common.output_journal
 
 
 def temp_name(path: str | Path, kind: str = "tmp") -> Path:

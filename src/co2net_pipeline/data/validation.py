@@ -56,11 +56,11 @@ class ValidationParams:
         video (all others must agree).
     length_tolerance, length_tolerance_abs: warn when |T − round(duration·25/16)| exceeds
         max(length_tolerance_abs, length_tolerance·expected).
-    min_snippets: videos with fewer snippets are "short". The reference drops ActivityNet
-        videos with ≤ 10 snippets from its train/test lists (hence 11).
-    drop_short_videos: mark short videos `usable=False` (kept in the tables and the store: their
-        ground truth still counts in evaluation, as in the reference). None: True for
-        ActivityNet (name contains "activitynet"), False otherwise — the reference behaviour.
+    min_snippets: videos with fewer snippets are reported as "short" (a warning; hence 11: the
+        reference drops ActivityNet videos with ≤ 10 snippets from its train/test lists).
+        Ingestion keeps them `usable`: which short videos leave the lists is decided by the
+        snippet-sampling stage from `snippet_sampling.dataset_class` alone, not by the dataset's
+        name; their ground truth still counts in evaluation, as in the reference.
     clip_segments_to_duration: clip segment ends to the video duration. Default False: the
         reference evaluator uses the annotated times as they are; in THUMOS14 the 30 segments
         "past the duration" lie in 5 videos whose stored duration is too short (e.g.
@@ -74,7 +74,6 @@ class ValidationParams:
     length_tolerance: float = 0.1
     length_tolerance_abs: int = 2
     min_snippets: int = 11
-    drop_short_videos: bool | None = None
     clip_segments_to_duration: bool = False
     drop_empty_segments: bool = False
 
@@ -86,19 +85,15 @@ class ValidationParams:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def drops_short(self, dataset_name: str) -> bool:
-        if self.drop_short_videos is not None:
-            return bool(self.drop_short_videos)
-        return "activitynet" in dataset_name.lower().replace(" ", "")
-
 
 @dataclass
 class ValidatedDataset:
     """A dataset that passed validation.
 
     videos: video_id, subset, duration_s, n_snippets, snippets_per_second (25/16), labels
-        (list[str], video-level weak label), usable (False: dropped as too short, or no
-        snippets), all_zero (True: T > 0 and the features sum to 0, the original's test; for
+        (list[str], video-level weak label), usable (False: no snippets; short videos stay
+        usable, `snippet_sampling.dataset_class` decides whether they are listed), all_zero
+        (True: T > 0 and the features sum to 0, the original's test; for
         non-negative features such as I3D's, every value is 0).
     segments: video_id, t_start_s, t_end_s, label, class_idx, start_snippet, end_snippet
         (round half-even of t·25/16, as the reference evaluator).
@@ -413,12 +408,12 @@ def _video_table(
         )
 
     short = (n_snippets < params.min_snippets).to_numpy()
-    drop_short = params.drops_short(annotations.name)
-    videos["usable"] = ~short if drop_short else True
+    videos["usable"] = True
     if short.any():
         warnings["short_videos"] = _warning(
-            f"fewer than {params.min_snippets} snippets"
-            + ("; marked unusable" if drop_short else "; kept"),
+            f"fewer than {params.min_snippets} snippets; kept (snippet_sampling.dataset_class="
+            "activitynet12 leaves videos of <= 10 snippets out of the train and test lists, as "
+            "the original's ActivityNet class)",
             videos.loc[short, "video_id"].tolist(),
         )
 

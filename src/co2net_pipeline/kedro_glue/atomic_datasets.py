@@ -6,6 +6,8 @@ the originals and change one thing: on the local file system, `open(path, "w")` 
 temporary file beside `path` that replaces it only when the save completes
 (`common.atomic.atomic_path`); a failed save leaves the previous file and no temporary one.
 A full disk is a `DiskFullError` naming the file. Other file systems (s3://, ...) are untouched.
+During a `kedro run` the previous file is kept until the run ends, and put back if it fails
+(`common.output_journal`).
 
     type: co2net_pipeline.kedro_glue.atomic_datasets.JSONDataset    # instead of json.JSONDataset
 """
@@ -25,6 +27,7 @@ from kedro_datasets.text import TextDataset as _TextDataset
 
 from co2net_pipeline.common.atomic import atomic_path
 from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full
+from co2net_pipeline.common.output_journal import keep_previous
 
 __all__ = ["CSVDataset", "JSONDataset", "MatplotlibDataset", "ParquetDataset", "TextDataset"]
 
@@ -37,6 +40,9 @@ class AtomicLocalFileSystem:
         self.wrapped = fs
 
     def __getattr__(self, name: str) -> Any:
+        # unpickling (a logged pipeline model) asks for attributes before `wrapped` is set
+        if name == "wrapped" or name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.wrapped, name)
 
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
@@ -47,6 +53,7 @@ class AtomicLocalFileSystem:
     @contextmanager
     def _atomic_open(self, path: str, mode: str, **kwargs: Any) -> Iterator[IO]:
         try:
+            keep_previous(path)
             with atomic_path(path) as tmp, self.wrapped.open(str(tmp), mode, **kwargs) as file:
                 yield file
         except OSError as exc:

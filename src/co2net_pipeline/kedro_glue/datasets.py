@@ -1,4 +1,9 @@
-"""Kedro datasets for the project's own artifacts: the HDF5 stores, the trained model, run tags."""
+"""Kedro datasets for the project's own artifacts: the HDF5 stores, the trained model, run tags.
+
+The feature store, the array stores and the model are replaced atomically; during a `kedro run`
+their previous file is kept until the run ends and put back if it fails
+(`common.output_journal`). The synthetic set (a folder of files) is not journaled.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from co2net_pipeline.common.atomic import atomic_path
+from co2net_pipeline.common.output_journal import keep_previous
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ class FeatureStoreDataset(AbstractDataset):
 
     def save(self, data) -> None:
         Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        keep_previous(Path(self._filepath))
         data.write(Path(self._filepath))
 
     def _exists(self) -> bool:
@@ -62,6 +69,7 @@ class ArrayStoreDataset(AbstractDataset):
         from co2net_pipeline.data.store import write_array_store
 
         Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        keep_previous(Path(self._filepath))
         write_array_store(Path(self._filepath), data)
 
     def _exists(self) -> bool:
@@ -89,6 +97,7 @@ class TorchModelDataset(AbstractDataset):
     def save(self, data: dict) -> None:
         import torch
 
+        keep_previous(Path(self._filepath))
         with atomic_path(Path(self._filepath)) as tmp:
             torch.save(data, tmp)
 

@@ -10,7 +10,14 @@ record says KILLED, an unusable MLflow store or a full disk is one line.
   FINISHED (Ctrl-C) and SIGTERM leaves them RUNNING.
 - `TrackingCheckHook`: the MLflow store is checked before kedro-mlflow uses it
   (`tracking.store_check`: unreachable server, read-only, locked or full store).
-- `DiskFullHook`: a run stopped by a full disk ends with `<file>: no space left on device`.
+- `OutputRollbackHook`: the run's catalog outputs are one transaction (`common.output_journal`):
+  a failed run (any error, Ctrl-C, SIGTERM) puts back the previous files it replaced and removes
+  the ones it created, so `data/` never mixes two runs' outputs. Covered: the atomic JSON, CSV,
+  Parquet, Text and Matplotlib datasets, the feature store, the array stores and the model
+  file. Not covered: the synthetic set and the per-video feature folders (folders), MLflow's
+  own records, and a process killed with `kill -9`.
+- `DiskFullHook`: a run stopped by a full disk ends with `<file>: no space left on device`
+  (and what was rolled back).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import click
 from kedro.framework.hooks import hook_impl
 
+from co2net_pipeline.common.output_journal import RUN_OUTPUTS
 from co2net_pipeline.common.run_lock import LockHeld, ProjectLock
 
 LOCK_FILE = Path("data") / ".kedro_run.lock"
@@ -196,13 +204,40 @@ class TrackingCheckHook:
             raise TrackingUnusable(problem)
 
 
+def roll_back_unfinished() -> None:
+    """At exit: the outputs of a run that never ended (a signal, a BaseException Kedro does not
+    pass to `on_pipeline_error`) are rolled back; a no-op once the run has ended."""
+    if RUN_OUTPUTS.open:
+        RUN_OUTPUTS.rollback()
+
+
+class OutputRollbackHook:
+    """Opens the output journal once nothing else can refuse the run, commits it when the run
+    completes, rolls it back when it fails (first, before any hook raises a one-line error)."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        RUN_OUTPUTS.begin()
+        atexit.unregister(roll_back_unfinished)
+        atexit.register(roll_back_unfinished)
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        RUN_OUTPUTS.commit()
+
+    @hook_impl(tryfirst=True)
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        RUN_OUTPUTS.rollback()
+
+
 class DiskFullRunError(click.ClickException, OSError):
     """A full disk stopped the run: one line naming the file (exit code 1)."""
 
 
-def disk_full_line(error: BaseException) -> str | None:
-    """`<file>: no space left on device` from the first `DiskFullError` in `error`'s chain (or
-    the disk-full error itself, in one line); None when the disk was not full."""
+def disk_full_line(error: BaseException, saving: str | None = None) -> str | None:
+    """`<file>: no space left on device` from the first `DiskFullError` in `error`'s chain, else
+    `saving` (the line for the dataset being saved), else the disk-full error itself in one
+    line; None when the disk was not full."""
     from co2net_pipeline.common.disk_space import DiskFullError, is_disk_full
 
     if not is_disk_full(error):
@@ -214,12 +249,50 @@ def disk_full_line(error: BaseException) -> str | None:
         if getattr(seen, "errno", None) is not None and getattr(seen, "filename", None):
             return f"{seen.filename}: no space left on device"
         seen = seen.__cause__ or seen.__context__
-    return "no space left on device: " + " ".join(str(error).split())
+    return saving or "no space left on device: " + " ".join(str(error).split())
+
+
+def _saving_line(dataset: Any) -> str | None:
+    """The disk-full line for `dataset`'s save: its file, or for an MLflow artifact dataset
+    (whose own file is written atomically, so the failing copy is MLflow's) the artifact."""
+    file = getattr(dataset, "_filepath", None)
+    if file is None:
+        return None
+    if getattr(dataset, "_logging_activated", False) and "mlflow" in sys.modules:
+        import mlflow
+
+        if (run := mlflow.active_run()) is not None:
+            uri = run.info.artifact_uri
+            if uri.startswith("file:"):  # a local store: the path itself
+                uri = "/" + uri.removeprefix("file:").lstrip("/")
+            parts = (dataset.artifact_path, Path(str(file)).name)
+            artifact = "/".join([uri.rstrip("/"), *(str(p).strip("/") for p in parts if p)])
+            return f"{artifact}: no space left on device (MLflow logging {file})"
+    return f"{file}: no space left on device"
 
 
 class DiskFullHook:
     """After kedro-mlflow has marked the run FAILED: a full disk is one line, not a traceback
-    (`CO2NET_DEBUG=1` keeps the traceback)."""
+    (`CO2NET_DEBUG=1` keeps the traceback). The datasets being saved are followed (per
+    thread), to name the file when the error itself names none (MLflow copying an artifact)."""
+
+    def __init__(self) -> None:
+        self._catalog = None
+        self._saving: dict[int, str | None] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._catalog, self._saving = catalog, {}
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if self._catalog is not None and dataset_name in self._catalog:
+            line = _saving_line(self._catalog.get(dataset_name))
+            self._saving[threading.get_ident()] = line
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        self._saving.pop(threading.get_ident(), None)
 
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
@@ -227,5 +300,8 @@ class DiskFullHook:
 
         if debug_enabled():
             return
-        if line := disk_full_line(error):
+        saving = [line for line in self._saving.values() if line]
+        if line := disk_full_line(error, saving[0] if len(saving) == 1 else None):
+            if RUN_OUTPUTS.last:
+                line += f"; {RUN_OUTPUTS.last.summary()}"
             raise DiskFullRunError(line) from error

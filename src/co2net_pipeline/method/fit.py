@@ -106,7 +106,7 @@ def fit_co2net(
     loss_cfg = dataclasses.replace(loss_cfg, n_similar=train_cfg.n_similar)
     device = select_device(train_cfg.device)
     by_id = videos.set_index("video_id")
-    # the train list (fill pool) plus the pair pools' videos (`snippet_sampling.pools`)
+    # the train list (fill pool) plus the pair pools' videos (`snippet_sampling.dataset_class`)
     train_ids, fill, pairs = split_pools(videos, data_split)
     label_matrix = multi_hot(by_id.loc[train_ids, "labels"], classlist)
     selection_score, test_curve = _scorers(

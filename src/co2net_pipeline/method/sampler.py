@@ -14,7 +14,13 @@ import pandas as pd
 
 PLAN_COLUMNS = ("iteration", "slot", "video_id", "snippet_seed")
 SAMPLINGS = ("random", "uniform")
-POOLS = ("thumos14", "activitynet12")
+# The original's dataset classes (`snippet_sampling.dataset_class`): THUMOS14's `SampleDataset`
+# and ActivityNet1.2's `AntSampleDataset`; the class decides the pair pools and which short
+# videos leave the train and test lists.
+DATASET_CLASSES = ("thumos14", "activitynet12")
+# Videos with fewer snippets leave the train and test lists: `AntSampleDataset` drops those of
+# <= 10 snippets; `SampleDataset` has no filter (a video without snippets has nothing to sample).
+LIST_MIN_SNIPPETS = {"thumos14": 1, "activitynet12": 11}
 # Plans are drawn in blocks of this many iterations, block b from the stream (seed, b), so a
 # plan is a prefix of any longer plan with the same seed (a run can be extended and resumed).
 _PLAN_BLOCK = 1024
@@ -144,29 +150,69 @@ def thin_pair_classes(
     return {c: len(m) for c, m in enumerate(members) if len(m) < 2}
 
 
+def _check_dataset_class(dataset_class: str) -> None:
+    if dataset_class not in DATASET_CLASSES:
+        raise ValueError(
+            f"snippet_sampling.dataset_class={dataset_class!r}: expected one of {DATASET_CLASSES}"
+        )
+
+
+def listed_videos(videos: pd.DataFrame, dataset_class: str = "thumos14") -> pd.Series:
+    """(N,) bool mask of the videos the train and test lists may hold, by the original's
+    dataset class alone (`LIST_MIN_SNIPPETS`), whatever the file's name: "thumos14" every video
+    with snippets, "activitynet12" those of more than 10. A table without `n_snippets` (made by
+    hand) falls back on its `usable` column, for "thumos14" only."""
+    _check_dataset_class(dataset_class)
+    if "n_snippets" in videos:
+        return videos["n_snippets"] >= LIST_MIN_SNIPPETS[dataset_class]
+    if dataset_class != "thumos14":
+        raise ValueError(
+            f"snippet_sampling.dataset_class={dataset_class}: the videos table has no n_snippets"
+        )
+    return videos["usable"].astype(bool) if "usable" in videos else pd.Series(True, videos.index)
+
+
+def pools_problem(videos: pd.DataFrame, dataset_class: str) -> str | None:
+    """Why this videos table cannot give the dataset class's pair pools, None when it can: the
+    "activitynet12" pools leave out all-zero videos, flagged by ingestion since issue 20 (a
+    table ingested before has no `all_zero` column)."""
+    if dataset_class != "activitynet12" or "all_zero" in videos:
+        return None
+    return (
+        "snippet_sampling.dataset_class=activitynet12: the videos table has no `all_zero` "
+        "column (ingested before all-zero videos were flagged), so the class-pair pools cannot "
+        "leave them out as the original does; re-ingest the feature store: kedro run "
+        "--pipelines=feature_ingestion (any run that starts with feature_ingestion redoes it: "
+        "its fingerprint check finds the store out of date)"
+    )
+
+
 def pair_pool_videos(
-    videos: pd.DataFrame, train_ids: Sequence[str], train_subset: str, pools: str = "thumos14"
+    videos: pd.DataFrame,
+    train_ids: Sequence[str],
+    train_subset: str,
+    dataset_class: str = "thumos14",
 ) -> list[str]:
     """The videos the class-pair pools draw from, in table (annotation) order.
 
-    videos: the ingested table (video_id, subset, n_snippets, all_zero); train_ids: the train
-    list (the fill pool). pools: which original dataset class to follow:
+    videos: the ingested table (video_id, subset, n_snippets, usable, all_zero); train_ids: the
+    train list (the fill pool). dataset_class: which original dataset class to follow:
     "thumos14" (`SampleDataset`): the train list itself.
     "activitynet12" (`AntSampleDataset`): every video of `train_subset` that is not held out,
     including those of <= 10 snippets the train list drops (the original builds its pools
     before filtering), except videos with no snippets or all-zero features (the original
-    skips features that sum to 0).
+    skips features that sum to 0). A table without `all_zero` is a ValueError (`pools_problem`).
     """
-    if pools not in POOLS:
-        raise ValueError(f"snippet_sampling.pools={pools!r}: expected one of {POOLS}")
-    if pools == "thumos14":
+    _check_dataset_class(dataset_class)
+    if dataset_class == "thumos14":
         return [str(v) for v in train_ids]
+    if problem := pools_problem(videos, dataset_class):
+        raise ValueError(problem)
     table = videos[videos["subset"] == train_subset]
-    unusable = table["video_id"][~table["usable"]] if "usable" in table else []
-    held_out = set(table["video_id"]) - set(train_ids) - set(unusable)
+    listed = listed_videos(table, dataset_class)
+    held_out = set(table.loc[listed, "video_id"]) - set(train_ids)
     keep = (table["n_snippets"] > 0) & ~table["video_id"].isin(held_out)
-    if "all_zero" in table:
-        keep &= ~table["all_zero"].astype(bool)
+    keep &= ~table["all_zero"].astype(bool)
     return table.loc[keep, "video_id"].astype(str).tolist()
 
 

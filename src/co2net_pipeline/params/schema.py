@@ -204,6 +204,12 @@ MOVED = {
     "feature_ingestion.format": "the raw_features dataset's type (conf/base/catalog.yml)",
     # the ActivityNet pooling kernel follows the training snippet count, as the original's
     "model.pool_seqlen": "training.max_seqlen (the ActivityNet pooling kernel follows it)",
+    # one key decides the original dataset class's behaviour: pair pools and short-video filter
+    "snippet_sampling.pools": "snippet_sampling.dataset_class (the same values: it decides the "
+    "class-pair pools and which short videos leave the train and test lists)",
+    "feature_ingestion.validation.drop_short_videos": "snippet_sampling.dataset_class "
+    "(activitynet12: videos of <= 10 snippets leave the train and test lists, as the "
+    "original's ActivityNet class; thumos14: they stay)",
 }
 
 
@@ -220,9 +226,11 @@ class SnippetSamplingSchema(_Group):
     # "original": the reference's batch stream, seeded by training.seed; "plan": per-block
     # streams seeded by `seed` (order-free, extendable)
     rng: Literal["plan", "original"] = "original"
-    # whose class-pair pools: thumos14 (the train list) or activitynet12 (every training video
-    # with non-zero features, short ones included, as the original's ActivityNet class)
-    pools: Literal["thumos14", "activitynet12"] = "thumos14"
+    # the original dataset class to follow, whatever the dataset's name: thumos14 (every video
+    # with snippets listed; pair pools = the train list) or activitynet12 (videos of <= 10
+    # snippets leave the train and test lists; pair pools: every training video with non-zero
+    # features, short ones included)
+    dataset_class: Literal["thumos14", "activitynet12"] = "thumos14"
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ import pandas as pd
 
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.method.sampler import (
+    listed_videos,
     make_sampling_plan,
     multi_hot,
     pair_pool_videos,
+    pools_problem,
     reference_sampling_plan,
     split_heldout,
     split_pools,
@@ -25,20 +27,23 @@ logger = logging.getLogger(__name__)
 
 def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> dict:
     """Train / held-out / test video ids, and the videos the class-pair pools draw from
-    (`pairs`: the train list, or for `snippet_sampling.pools: activitynet12` every train-subset
-    video with snippets that are not all zero, short ones included, as the original's class).
+    (`pairs`). `snippet_sampling.dataset_class` alone decides both, whatever the dataset's name:
+    "thumos14" (the original's `SampleDataset`): every video with snippets is listed and the
+    pairs are the train list; "activitynet12" (`AntSampleDataset`): videos of <= 10 snippets
+    leave both lists, while the pairs hold every train-subset video with snippets that are not
+    all zero, short ones included.
 
-    Videos that ingestion marked unusable (too short: the reference drops ActivityNet videos with
-    <= 10 snippets) leave both lists; the ground truth of the test subset is untouched. A
-    missing subset is a `DataValidationError` (the run's pre-check usually catches it first);
-    train and test sharing videos is a WARNING.
+    The ground truth of the test subset is untouched. A missing subset, or an "activitynet12"
+    run on a videos table ingested before `all_zero` existed, is a `DataValidationError` (one
+    line); train and test sharing videos is a WARNING.
     """
+    dataset_class = parse_group("snippet_sampling", params).dataset_class
     problem = subset_problem(
         videos["subset"], params["train_subset"], params["test_subset"], "the videos table"
-    )
+    ) or pools_problem(videos, dataset_class)
     if problem:
         raise DataValidationError(problem)
-    usable = videos[videos["usable"]] if "usable" in videos else videos
+    usable = videos[listed_videos(videos, dataset_class)]
     train = usable[usable["subset"] == params["train_subset"]]
     test = usable[usable["subset"] == params["test_subset"]]
     if train.empty:
@@ -70,9 +75,7 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
             params["heldout_fraction"],
             split_seed(params),
         )
-    pairs = pair_pool_videos(
-        videos, train_ids, params["train_subset"], parse_group("snippet_sampling", params).pools
-    )
+    pairs = pair_pool_videos(videos, train_ids, params["train_subset"], dataset_class)
     return {
         "train": list(train_ids),
         "heldout": list(heldout),
@@ -99,7 +102,7 @@ def build_sampling_plan(
     `rng: original` draws the batches from the reference's legacy-NumPy stream seeded with
     `training.seed` (one seed for batches, weights and dropout, as the reference's
     `setup_seed`); `rng: plan` from independent per-block streams seeded with `seed`. Fill
-    videos come from the train list, pairs from `data_split["pairs"]` (`snippet_sampling.pools`).
+    videos come from the train list, pairs from `data_split["pairs"]` (`snippet_sampling.dataset_class`).
     """
     ids, fill, pairs = split_pools(videos, data_split)
     train = videos.set_index("video_id").loc[ids]
