@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,13 @@ from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
 from test_project import TINY, _artifact_paths, _copy_project
 
 __all__ = [
+    "QUIET_ENV",
     "TINY",
     "artifact_paths",
     "copy_project",
     "find_runs",
     "one_torch_thread",
+    "run_command",
     "run_pipeline",
     "tiny_params",
     "tiny_trained_project",
@@ -46,6 +51,8 @@ __all__ = [
 
 artifact_paths = _artifact_paths
 _SHARED: dict[str, Path] = {}
+# no telemetry, one-line errors (no traceback) and a terminal wide enough for the error line
+QUIET_ENV = {"DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
 
 
 def tiny_params(extra: Mapping[str, Any] | None = None) -> dict:
@@ -82,6 +89,27 @@ def run_pipeline(
                 )
         finally:
             _forget_mlflow_run()
+
+
+def run_command(
+    project: Path | None,
+    command: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """`<command> <args>` in a process of its own, in `project` (None: this directory), its
+    stdout and stderr captured as text. command: a script of this virtual environment (`kedro`,
+    `co2net`, `co2net-pipeline`); env: the whole environment, by default this process's with
+    `QUIET_ENV`."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(command)), *args],
+        cwd=project,
+        env={**os.environ, **QUIET_ENV} if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _forget_mlflow_run() -> None:

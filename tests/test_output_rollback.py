@@ -18,7 +18,8 @@ import pytest
 from kedro.framework.hooks import hook_impl
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro_helpers import copy_project, find_runs, one_torch_thread
+from kedro_helpers import _forget_mlflow_run as forget_mlflow_run
+from kedro_helpers import copy_project, find_runs, one_torch_thread, run_pipeline
 
 from co2net_pipeline.common.output_journal import RUN_OUTPUTS, OutputJournal
 from co2net_pipeline.data.store import write_array_store
@@ -132,7 +133,7 @@ class _DiskFillsBeforeProposals:
 
 
 def _proposal_inputs(project: Path) -> Path:
-    """The proposals pipeline's inputs, and the previous run's outputs in data/07."""
+    """The proposals pipeline's inputs: the test-set CAS in data/07, the class list."""
     rng = np.random.default_rng(0)
     classes = ["BaseballPitch", "Diving"]
     (project / "data/03_primary").mkdir(parents=True)
@@ -150,8 +151,6 @@ def _proposal_inputs(project: Path) -> Path:
         for i in range(3)
     }
     write_array_store(out / "test_cas_store.h5", arrays)
-    pd.DataFrame({"old": [1]}).to_parquet(out / "proposals.parquet")
-    pd.DataFrame({"old": [2]}).to_parquet(out / "video_scores.parquet")
     return out
 
 
@@ -164,20 +163,27 @@ def test_full_disk_while_mlflow_logs_an_artifact_fails_the_run_and_rolls_back(
     project = copy_project(tmp_path / "project")
     (project / "mlruns").symlink_to(mlruns, target_is_directory=True)
     out = _proposal_inputs(project)
-    before = _files(out)
     params = {"proposals": {"ambiguous_filter": False}}
+    run_pipeline(project, "proposals", params)  # the previous run, complete
+    before = _files(out)
+    assert {"proposals.parquet", "video_scores.parquet"} < set(before)
+    assert not [name for name in before if name.startswith(".")]  # its backups were dropped
+    params["proposals"]["oic_weight"] = 0.9  # other proposal scores, if they stayed
     with contextlib.chdir(project), one_torch_thread():
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, runtime_params=params) as session:
-            session._hook_manager.register(_DiskFillsBeforeProposals(mlruns, real, monkeypatch))
-            with pytest.raises(run_guard.DiskFullRunError) as info:
-                session.run(pipeline_names=["proposals"])
-    (run,) = find_runs(project)
-    assert run.info.status == "FAILED"
+        try:
+            with KedroSession.create(project_path=project, runtime_params=params) as session:
+                session._hook_manager.register(_DiskFillsBeforeProposals(mlruns, real, monkeypatch))
+                with pytest.raises(run_guard.DiskFullRunError) as info:
+                    session.run(pipeline_names=["proposals"])
+        finally:
+            forget_mlflow_run()
+    run, previous = find_runs(project)
+    assert (run.info.status, previous.info.status) == ("FAILED", "FINISHED")
+    assert _files(out) == before  # the new proposals are gone, nothing hidden is left
     artifact = f"{run.info.artifact_uri.removeprefix('file://')}/detections/proposals.parquet"
     assert info.value.format_message() == (
         f"{artifact}: no space left on device (MLflow logging {out / 'proposals.parquet'}); "
         "the run's outputs were rolled back (1 restored, 0 removed)"
     )
-    assert _files(out) == before  # the new proposals are gone, nothing hidden is left
     assert not RUN_OUTPUTS.open

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_helpers import copy_project
+from kedro_helpers import QUIET_ENV, copy_project, run_command
 
 from co2net_pipeline.data.annotations import load_ground_truth_csv
 from co2net_pipeline.data.formats import layout_summary, open_feature_source
@@ -24,8 +22,7 @@ from co2net_pipeline.kedro_glue.parameter_hook import stale_plan
 from co2net_pipeline.method.sampler import subset_problem
 from co2net_pipeline.pipelines.snippet_sampling.nodes import split_videos
 
-KEDRO = str(Path(sys.executable).with_name("kedro"))
-ENV = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "300"}
+ENV = {**os.environ, **QUIET_ENV, "COLUMNS": "300"}
 DIM = 32  # the default feature_ingestion.feature_dim: this run uses default parameters
 
 
@@ -71,17 +68,12 @@ def test_json_subsets_that_do_not_match_stop_before_any_node(tmp_path):
         tmp_path / "own", {"v1": "training", "v2": "training", "v3": "testing"}
     )
     (project / "conf/local/catalog.yml").write_text(RECIPE)  # the README's recipe
-    done = subprocess.run(
-        [
-            KEDRO,
-            "run",
-            f"--params=raw_data.features={features},raw_data.annotations={annotations}",
-        ],
-        cwd=project,
+    done = run_command(
+        project,
+        "kedro",
+        "run",
+        f"--params=raw_data.features={features},raw_data.annotations={annotations}",
         env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-3000:]
@@ -244,12 +236,11 @@ def test_a_truncated_wtalc_file_is_one_line_naming_dataset_and_video(tmp_path):
     project.mkdir()
     project = copy_project(project)
     synthetic = tmp_path / "synthetic"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("co2net")), "synthesize", "--output", str(synthetic)]
-        + ["--feature-dim", "8"],
+    done = run_command(
+        None,
+        "co2net",
+        *["synthesize", "--output", str(synthetic), "--feature-dim", "8"],
         env=ENV,
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -259,14 +250,12 @@ def test_a_truncated_wtalc_file_is_one_line_naming_dataset_and_video(tmp_path):
     data = (synthetic / name).read_bytes()
     (broken / name).write_bytes(data[: len(data) // 3])
     (synthetic / "Thumos14reduced-Annotations").rename(broken / "Thumos14reduced-Annotations")
-    done = subprocess.run(
-        [KEDRO, "run", "--pipelines=feature_ingestion"]
-        + [f"--params=raw_data.features={broken},feature_ingestion.feature_dim=8"],
-        cwd=project,
+    done = run_command(
+        project,
+        "kedro",
+        *["run", "--pipelines=feature_ingestion"],
+        f"--params=raw_data.features={broken},feature_ingestion.feature_dim=8",
         env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-3000:]

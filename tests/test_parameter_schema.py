@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kedro.config import OmegaConfigLoader
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro_helpers import copy_project, tiny_params
+from kedro_helpers import copy_project, run_command, tiny_params
 
 from co2net_pipeline.kedro_glue.parameter_hook import ConfigurationError
 from co2net_pipeline.params.schema import (
@@ -441,18 +441,8 @@ def test_missing_raw_features_fail_before_the_run_naming_the_dataset(project, mo
 
 
 def test_kedro_run_command_prints_one_line_and_exits_2(project):
-    import subprocess
-    import sys
-
-    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
-    kedro = str(Path(sys.executable).with_name("kedro"))
-    done = subprocess.run(
-        [kedro, "run", "--pipeline=train_eval", "--params", "training.max_itr=10"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_command(
+        project, "kedro", "run", "--pipeline=train_eval", "--params", "training.max_itr=10"
     )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-2000:]
@@ -465,19 +455,10 @@ def test_kedro_run_quick_thumos14_run_passes_the_parameter_check(project):
     """`kedro run --env thumos14 --params training.max_iter=100` (interval and test_curve_every
     200 there) passes the parameter check; in this copy without features it stops at the next
     check, the missing raw features."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
-    kedro = str(Path(sys.executable).with_name("kedro"))
-    done = subprocess.run(
-        [kedro, "run", "--pipeline=train_eval", "--env=thumos14"]
-        + ["--params", "training.max_iter=100"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_command(
+        project,
+        "kedro",
+        *["run", "--pipeline=train_eval", "--env=thumos14", "--params", "training.max_iter=100"],
     )
     output = done.stdout + done.stderr
     assert "training.interval" not in output and "test_curve_every" not in output, output[-2000:]

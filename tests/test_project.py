@@ -151,6 +151,7 @@ def _artifact_paths(run_id: str, path: str | None = None) -> set[str]:
                 "training.max_iter": 5000,
                 "loss.topk_divisor": 7,
                 "snippet_sampling.test_subset": "test",
+                "snippet_sampling.dataset_class": "thumos14",
             },
         ),
         (
@@ -162,6 +163,7 @@ def _artifact_paths(run_id: str, path: str | None = None) -> set[str]:
                 "loss.topk_divisor": 5,
                 "snippet_sampling.train_subset": "training",
                 "snippet_sampling.test_subset": "validation",
+                "snippet_sampling.dataset_class": "activitynet12",
                 "proposals.ambiguous_filter": False,
             },
         ),

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
-from kedro_helpers import copy_project
+from kedro_helpers import copy_project, run_command
 
 from co2net_pipeline.cli import main
 from co2net_pipeline.common.telemetry import TELEMETRY_OFF
@@ -32,14 +29,11 @@ def test_co2net_pipeline_runs_without_telemetry_messages(tmp_path):
     project = copy_project(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_OFF}
     env["HOME"] = str(tmp_path / "home")  # no telemetry consent stored for this user
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("co2net-pipeline"))]
-        + ["--pipelines=feature_ingestion", "--params=feature_ingestion.no_such_key=1"],
-        cwd=project,
+    done = run_command(
+        project,
+        "co2net-pipeline",
+        *["--pipelines=feature_ingestion", "--params=feature_ingestion.no_such_key=1"],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-2000:]  # stopped by the parameter check, as expected

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
-from kedro_helpers import copy_project, run_pipeline
+from kedro_helpers import QUIET_ENV, copy_project, run_command, run_pipeline
 
 from co2net_pipeline.data.formats import open_feature_source
 from co2net_pipeline.data.store import FeatureStore
@@ -136,18 +134,11 @@ def test_a_broken_feature_file_is_one_line_naming_dataset_and_file(synthetic_pro
     broken.mkdir()
     original = synthetic_project / SYNTHETIC / "Thumos14reduced-I3D-JOINTFeatures.npy"
     (broken / original.name).write_bytes(original.read_bytes()[:50])
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("kedro")),
-            "run",
-            "--pipelines=feature_ingestion",
-            f"--params=raw_data.features={broken}",
-        ],
-        cwd=synthetic_project,
-        env={**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "300"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_command(
+        synthetic_project,
+        "kedro",
+        *["run", "--pipelines=feature_ingestion", f"--params=raw_data.features={broken}"],
+        env={**os.environ, **QUIET_ENV, "COLUMNS": "300"},
     )
     assert done.returncode == 1, done.stderr[-2000:]
     output = done.stdout + done.stderr

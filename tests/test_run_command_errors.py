@@ -5,16 +5,13 @@ and the MLflow database deleted under a running run."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
 from click.testing import CliRunner
 from kedro.config import OmegaConfigLoader
-from kedro_helpers import copy_project
+from kedro_helpers import copy_project, run_command
 
 from co2net_pipeline import settings
 from co2net_pipeline.cli import cli
@@ -105,15 +102,7 @@ def test_an_unresolvable_params_value_names_the_key(tmp_path):
 def test_kedro_run_with_an_alias_bomb_is_one_line(tmp_path):
     project = copy_project(tmp_path)
     (project / "conf" / "local" / "parameters.yml").write_text(ALIAS_BOMB)
-    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines=training"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_command(project, "kedro", "run", "--pipelines=training")
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-2000:]
     assert "Traceback" not in output and "╭" not in output, output[-2000:]
@@ -124,15 +113,7 @@ def test_kedro_run_with_an_alias_bomb_is_one_line(tmp_path):
 
 def test_kedro_run_with_a_backtick_in_params_is_one_line(tmp_path):
     project = copy_project(tmp_path)
-    env = {**os.environ, "DO_NOT_TRACK": "true", "CO2NET_DEBUG": "0", "COLUMNS": "200"}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("kedro")), "run", "--params", "training.seed=`x`"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_command(project, "kedro", "run", "--params", "training.seed=`x`")
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stdout == "" and done.stderr.startswith("Error: --params 'training.seed=`x`'")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

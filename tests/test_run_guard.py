@@ -113,6 +113,14 @@ def _wait_for_running_run(project: Path, timeout: float) -> None:
     raise AssertionError("the run holding the lock never opened its MLflow run")
 
 
+def _wait_for_file(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: never written")
+        time.sleep(0.2)
+
+
 def test_two_concurrent_kedro_runs_one_stops_in_one_line_and_sigterm_marks_killed(tmp_path):
     """Two `kedro run` with different seeds started together: whichever takes the lock trains,
     the other stops in one line naming it; SIGTERM then marks the running one KILLED."""
@@ -135,6 +143,7 @@ def test_two_concurrent_kedro_runs_one_stops_in_one_line_and_sigterm_marks_kille
         assert f"training.seed={won}" in lines[-1]
         _wait_for_running_run(project, timeout=60)
         assert runs[won].poll() is None  # the winner is untouched
+        _wait_for_file(project / "data/03_primary/videos.parquet", timeout=60)  # ingested
         runs[won].send_signal(signal.SIGTERM)
         runs[won].communicate(timeout=60)
         assert runs[won].returncode == 128 + signal.SIGTERM
@@ -147,6 +156,11 @@ def test_two_concurrent_kedro_runs_one_stops_in_one_line_and_sigterm_marks_kille
     # the refused run opened no MLflow run; the terminated one says KILLED, at once
     assert [r.info.status for r in tracked] == ["KILLED"]
     assert tracked[0].data.params["training.seed"] == str(won)
+    # and its catalog outputs were rolled back: the files it created are gone, no backup left
+    data = project / "data"
+    assert not (data / "03_primary/videos.parquet").exists()
+    assert not (data / "02_intermediate/feature_store.h5").exists()
+    assert not [p for p in data.rglob("*") if ".bak-" in p.name]
 
 
 # ------------------------------------------------------------------------------------------

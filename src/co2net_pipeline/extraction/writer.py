@@ -184,6 +184,11 @@ class PendingFeatures:
     record_problems: bool = True
     protocol: Mapping | None = None
 
+    def _log_skipped(self, video_id: str, problem: Problem) -> None:
+        logger.warning(
+            "%s: skipped %s (video %s): %s", self.stream, problem.file, video_id, problem.problem
+        )
+
     def write(self, folder: str | Path) -> WriteOutcome:
         """Write `<folder>/<video>.npy` for every video not finished there; returns what it did."""
         folder = Path(folder)
@@ -193,13 +198,7 @@ class PendingFeatures:
         _remove_stale_temporaries(folder)
         outcome = WriteOutcome(problems=dict(self.problems))
         for video_id, problem in self.problems.items():
-            logger.warning(
-                "%s: skipped %s (video %s): %s",
-                self.stream,
-                problem.file,
-                video_id,
-                problem.problem,
-            )
+            self._log_skipped(video_id, problem)
         for video_id in self.videos:  # loop over videos
             target = folder / f"{video_id}.npy"
             if finished_rows(target, self.width) is not None:
@@ -211,13 +210,7 @@ class PendingFeatures:
             except VideoError as error:
                 problem = Problem.of(error, self.sources.get(video_id, Path(video_id)))
                 outcome.problems[video_id] = problem
-                logger.warning(
-                    "%s: skipped %s (video %s): %s",
-                    self.stream,
-                    problem.file,
-                    video_id,
-                    problem.problem,
-                )
+                self._log_skipped(video_id, problem)
                 continue
             if features.ndim != 2 or features.shape[1] != self.width:
                 raise ValueError(

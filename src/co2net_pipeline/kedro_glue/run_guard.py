@@ -14,8 +14,9 @@ record says KILLED, an unusable MLflow store or a full disk is one line.
   a failed run (any error, Ctrl-C, SIGTERM) puts back the previous files it replaced and removes
   the ones it created, so `data/` never mixes two runs' outputs. Covered: the atomic JSON, CSV,
   Parquet, Text and Matplotlib datasets, the feature store, the array stores and the model
-  file. Not covered: the synthetic set and the per-video feature folders (folders), MLflow's
-  own records, and a process killed with `kill -9`.
+  file. Not covered: the synthetic set and the per-video feature folders (folders), the
+  training checkpoints (not catalog outputs), MLflow's own records, saves in ParallelRunner's
+  worker processes, and a process killed with `kill -9`.
 - `DiskFullHook`: a run stopped by a full disk ends with `<file>: no space left on device`
   (and what was rolled back).
 """

@@ -397,9 +397,10 @@ def train_model(
             train_cfg.n_similar,
         )
         loss_cfg = dataclasses.replace(loss_cfg, n_similar=train_cfg.n_similar)
-    run = _Run(
-        features, labels, plan, model_cfg, loss_cfg, train_cfg, checkpoint_dir, reference_stream
-    )
+    batches = _Batches(features, labels, plan, model_cfg, train_cfg, reference_stream)
+    # the features' identity: a resume on re-ingested data is refused (`check_resume`)
+    fingerprint = getattr(features, "fingerprint", None)
+    run = _Run(batches, model_cfg, loss_cfg, checkpoint_dir, fingerprint)
     scoring = _Scoring(
         train_cfg, selection_score, test_curve if test_curve_every else None, test_curve_every
     )
@@ -594,28 +595,26 @@ class _Scoring:
 
 class _Run:
     """One training run: the batches, the model and optimiser, the run state and its
-    checkpoints; `loop` drives the iterations."""
+    checkpoints; `loop` drives the iterations. data_fingerprint: the features' identity, kept
+    in the checkpoints."""
 
     def __init__(
         self,
-        features: Mapping[str, np.ndarray],
-        labels: Mapping[str, np.ndarray],
-        plan: pd.DataFrame,
+        batches: _Batches,
         model_cfg: ModelConfig,
         loss_cfg: LossConfig,
-        train_cfg: TrainConfig,
         checkpoint_dir: Path | None,
-        reference_stream: ReferenceBatchStream | None,
+        data_fingerprint: str | None,
     ) -> None:
+        train_cfg = batches.cfg
         self.model_cfg, self.loss_cfg, self.cfg = model_cfg, loss_cfg, train_cfg
         self.max_iter = int(train_cfg.max_iter)
-        self.batches = _Batches(features, labels, plan, model_cfg, train_cfg, reference_stream)
-        self.device = self.batches.device
+        self.batches = batches
+        self.device = batches.device
         self.checkpoints = _Checkpoints(
-            checkpoint_dir, self.batches.plan, self.device, (model_cfg, loss_cfg, train_cfg)
+            checkpoint_dir, batches.plan, self.device, (model_cfg, loss_cfg, train_cfg)
         )
-        # the features' identity: a resume on re-ingested data is refused (`check_resume`)
-        self.checkpoints.data_fingerprint = getattr(features, "fingerprint", None)
+        self.checkpoints.data_fingerprint = data_fingerprint
         self.state = _RunState()
 
     def build(self) -> None:

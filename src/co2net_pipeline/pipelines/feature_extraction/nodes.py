@@ -10,17 +10,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from co2net_pipeline.extraction.folders import check_weights, join_streams, report_markdown
-from co2net_pipeline.extraction.i3d import load_i3d
+from co2net_pipeline.extraction.folders import (
+    check_weights,
+    i3d_features,
+    join_streams,
+    report_markdown,
+    settings_flow_clips,
+)
 from co2net_pipeline.extraction.settings import ExtractionSettings
 from co2net_pipeline.extraction.streams import (
     VideoStreams,
     chunk_frames,
     decode_videos,
-    flow_clips,
     resize_frames,
     rgb_clips,
-    stream_features,
 )
 from co2net_pipeline.extraction.writer import FeatureFolder, PendingFeatures
 from co2net_pipeline.params.schema import parse_config, parse_group
@@ -69,15 +72,12 @@ def make_rgb_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
 
 def make_flow_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
     """TV-L1 flow clips (2, 16, crop, crop), clipped to ±flow_bound and scaled to [-1, 1] (lazy)."""
-    s = _settings(params)
-    return flow_clips(frame_chunks, s.crop_size, s.flow_bound, s.flow_before_crop, s.flow_workers)
+    return settings_flow_clips(frame_chunks, _settings(params))
 
 
 def _stream_features(clips: VideoStreams, params: dict, modality: str) -> PendingFeatures:
     weights = getattr(parse_group("feature_extraction", params), f"{modality}_weights")
-    settings = _settings(params)
-    protocol = settings.protocol(modality, weights)
-    return stream_features(clips, load_i3d(weights, modality), modality, settings, protocol)
+    return i3d_features(clips, modality, weights, _settings(params))
 
 
 def extract_rgb_features(rgb_clips: VideoStreams, params: dict) -> PendingFeatures:
