@@ -299,10 +299,11 @@ class DiskFullHook:
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         from co2net_pipeline.common.env import debug_enabled
 
+        undone, RUN_OUTPUTS.last = RUN_OUTPUTS.last, None  # this failure's rollback, said once
         if debug_enabled():
             return
         saving = [line for line in self._saving.values() if line]
         if line := disk_full_line(error, saving[0] if len(saving) == 1 else None):
-            if RUN_OUTPUTS.last:
-                line += f"; {RUN_OUTPUTS.last.summary()}"
+            if undone:
+                line += f"; {undone.summary()}"
             raise DiskFullRunError(line) from error
