@@ -1,5 +1,6 @@
 """Test-wide settings: no telemetry, headless plotting, deterministic threads."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,15 +81,16 @@ def small_disk(tmp_path, monkeypatch):
             subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-@pytest.fixture(autouse=True)
-def _mlflow_globals_restored():
+@contextlib.contextmanager
+def _restored_mlflow_globals():
     """MLflow keeps the tracking URI and the active experiment in module globals and in
-    MLFLOW_EXPERIMENT_ID; a test that sets them must not steer later tests' runs."""
-    before = {
-        name: os.environ.get(name) for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")
-    }
+    MLFLOW_EXPERIMENT_ID; a test (or a module's fixture) that sets them must not steer later
+    tests' runs."""
+    names = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")
+    before = {name: os.environ.get(name) for name in names}
     fluent = sys.modules.get("mlflow.tracking.fluent")
     uri = sys.modules["mlflow"].get_tracking_uri() if fluent else None
+    experiment = fluent._active_experiment_id if fluent else None
     yield
     for name, value in before.items():
         if value is None:
@@ -97,6 +99,18 @@ def _mlflow_globals_restored():
             os.environ[name] = value
     fluent = sys.modules.get("mlflow.tracking.fluent")
     if fluent is not None:
-        fluent._active_experiment_id = None
+        fluent._active_experiment_id = experiment
         if uri is not None:
             sys.modules["mlflow"].set_tracking_uri(uri)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored():
+    with _restored_mlflow_globals():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _mlflow_globals_restored_after_module():
+    with _restored_mlflow_globals():
+        yield
