@@ -76,8 +76,8 @@ def make_flow_clips(frame_chunks: VideoStreams, params: dict) -> VideoStreams:
 
 
 def _stream_features(clips: VideoStreams, params: dict, modality: str) -> PendingFeatures:
-    weights = getattr(parse_group("feature_extraction", params), f"{modality}_weights")
-    return i3d_features(clips, modality, weights, _settings(params))
+    group = parse_group("feature_extraction", params)
+    return i3d_features(clips, modality, getattr(group, f"{modality}_weights"), group.config())
 
 
 def extract_rgb_features(rgb_clips: VideoStreams, params: dict) -> PendingFeatures:
