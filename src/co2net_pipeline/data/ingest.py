@@ -233,14 +233,15 @@ def ingest(
         report["fingerprint"] = fingerprint
         report.update(layout_summary(source, annotations))
         # a full disk is found before the first table is written, not after the tables
-        require_free_space(store_path, store_bytes(dataset, dtype), "the feature store")
+        needed = store_bytes(dataset, dtype)
+        require_free_space(store_path, needed, "the feature store")
         write_tables(dataset, report, paths)
         write_feature_store(
             store_path,
             dataset.iter_features(),
             dtype=dtype,
             attrs=store_attrs(dataset, fingerprint, params),
-            expected_bytes=store_bytes(dataset, dtype),
+            expected_bytes=needed,
         )
     finally:
         source.close()

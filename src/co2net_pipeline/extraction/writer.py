@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from co2net_pipeline.common.atomic import atomic_path, atomic_write_text
+from co2net_pipeline.common.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.extraction.video import VideoError
 
@@ -47,7 +46,7 @@ logger = logging.getLogger(__name__)
 PROBLEMS_FILE = "problems.json"
 # Every folder, the final one included (feature_ingestion reads only its `*.npy`).
 PROTOCOL_FILE = "extraction_protocol.json"
-_TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]+\.npy$")
+_TEMP = re.compile(r"^\.(.+)\.tmp-\d+-[0-9a-f]+\.npy$")  # group 1: the target's name
 
 
 @dataclass(frozen=True)
@@ -151,17 +150,9 @@ def check_protocol(folder: str | Path, protocol: Mapping, stream: str = "feature
 
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary files of writers that no longer run (a killed extraction)."""
-    for path in folder.glob(".*.npy"):
-        match = _TEMP.match(path.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        try:
-            os.kill(pid, 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            path.unlink(missing_ok=True)
-        except PermissionError:  # another user's live process
-            continue
+    targets = {match.group(1) for p in folder.glob(".*.npy") if (match := _TEMP.match(p.name))}
+    for name in sorted(targets):
+        remove_stale_temps(folder / name)
 
 
 @dataclass
@@ -252,7 +243,7 @@ def read_feature_folder(folder: str | Path) -> FeatureFolder:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no feature folder yet; run the extraction first")
-    features = {p.stem: p for p in sorted(folder.glob("*.npy")) if not p.name.startswith(".")}
+    features = {p.stem: p for p in sorted(_finished_files(folder))}
     problems: dict[str, Problem] = {}
     recorded = folder / PROBLEMS_FILE
     if recorded.is_file():
