@@ -493,12 +493,13 @@ class _Checkpoints:
         plan: _Plan,
         device: torch.device,
         configs: tuple[ModelConfig, LossConfig, TrainConfig],
+        data_fingerprint: str | None,
     ) -> None:
         self.path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.plan, self.device, self.configs = plan, device, configs
-        self.data_fingerprint: str | None = None
+        self.data_fingerprint = data_fingerprint
 
     def save(
         self, itr: int, model: nn.Module, optimizer: torch.optim.Optimizer, state: _RunState
@@ -612,9 +613,12 @@ class _Run:
         self.batches = batches
         self.device = batches.device
         self.checkpoints = _Checkpoints(
-            checkpoint_dir, batches.plan, self.device, (model_cfg, loss_cfg, train_cfg)
+            checkpoint_dir,
+            batches.plan,
+            self.device,
+            (model_cfg, loss_cfg, train_cfg),
+            data_fingerprint,
         )
-        self.checkpoints.data_fingerprint = data_fingerprint
         self.state = _RunState()
 
     def build(self) -> None:

@@ -37,7 +37,8 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
     run on a videos table ingested before `all_zero` existed, is a `DataValidationError` (one
     line); train and test sharing videos is a WARNING.
     """
-    dataset_class = parse_group("snippet_sampling", params).dataset_class
+    sampling = parse_group("snippet_sampling", params)
+    dataset_class = sampling.dataset_class
     problem = subset_problem(
         videos["subset"], params["train_subset"], params["test_subset"], "the videos table"
     ) or pools_problem(videos, dataset_class)
@@ -68,7 +69,7 @@ def split_videos(videos: pd.DataFrame, classlist: list[str], params: dict) -> di
         )
     train_ids = train["video_id"].tolist()
     heldout: list[str] = []
-    if parse_group("snippet_sampling", params).heldout_fraction > 0:
+    if sampling.heldout_fraction > 0:
         train_ids, heldout = split_heldout(
             train_ids,
             multi_hot(train["labels"], classlist),
