@@ -181,7 +181,7 @@ class ProjectHooks:
         tag_experiment_kind(client, experiment_id)
         mark_killed_runs(client, experiment_id, keep=run.info.run_id)
         params = self._context.params
-        tags = run_tags(self._context, client, run, run_params, pipeline)
+        tags = run_tags(self._context, params, client, run, run_params, pipeline)
         if (source := ingested_data_source(catalog, pipeline)) is not None:
             tags["data_source"] = source
         mlflow.set_tags(tags)
@@ -206,10 +206,10 @@ class ProjectHooks:
         log_detector(data, example, params.get("inference", {}), params.get("proposals", {}))
 
 
-def run_tags(context, client, run, run_params: dict, pipeline) -> dict[str, str]:
+def run_tags(context, params: Mapping, client, run, run_params: dict, pipeline) -> dict[str, str]:
     """Provenance, process and naming tags of the run kedro-mlflow opened; deletes its
-    duplicate `run_id` tag (Kedro's session id, recorded as `kedro_session_id`)."""
-    params = context.params
+    duplicate `run_id` tag (Kedro's session id, recorded as `kedro_session_id`). params: the
+    context's (each read of `context.params` loads and validates them again)."""
     tags = {
         "git_commit": git_commit(Path(context.project_path)),
         "kedro_env": context.env or "local",

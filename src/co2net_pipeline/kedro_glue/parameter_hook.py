@@ -24,7 +24,6 @@ from co2net_pipeline.common.env import debug_enabled
 from co2net_pipeline.data.errors import DataValidationError
 from co2net_pipeline.data.safe_npy import UnsafeNpyError
 from co2net_pipeline.kedro_glue.config_errors import config_problem
-from co2net_pipeline.params.schema import GROUPS, ParameterError, validate_parameters
 
 
 class ConfigurationError(click.ClickException, ValueError):
@@ -69,6 +68,8 @@ def data_error_line(error: BaseException, features: str | None = None) -> str | 
 
 
 def _fail(message: str) -> None:
+    from co2net_pipeline.params.schema import ParameterError
+
     if _debug():
         raise ParameterError(message)
     raise ConfigurationError(message)
@@ -78,6 +79,8 @@ def pipeline_groups(pipeline, extra: Iterable = ()) -> list[str]:
     """Parameter groups a pipeline reads (`params:<group>` or `params:<group>.<key>` inputs;
     `parameters` means all), including a kedro-mlflow PipelineML's inference part; `extra`:
     more pipelines (the registered ones a run combines)."""
+    from co2net_pipeline.params.schema import GROUPS
+
     inputs = set(pipeline.inputs())
     for part in (pipeline, *extra):
         inference = getattr(part, "inference", None)
@@ -118,6 +121,10 @@ class ParameterCheckHook:
         if self._context is None:
             return
         from kedro.framework.project import pipelines
+
+        # here, not at import: the schema imports the method (torch), and Kedro imports this
+        # module with the project's settings on every `kedro` command
+        from co2net_pipeline.params.schema import ParameterError, validate_parameters
 
         params = self._context.config_loader["parameters"]
         names = run_params.get("pipeline_names") or ["__default__"]

@@ -166,8 +166,8 @@ class TrackingCheckHook:
         from co2net_pipeline.tracking.runs import sqlite_store_path
         from co2net_pipeline.tracking.store_check import (
             prepare_sqlite_store,
-            server_problem,
             sqlite_problem,
+            tracking_problem,
         )
 
         conf = _mlflow_conf(context)
@@ -177,10 +177,8 @@ class TrackingCheckHook:
         if not self._uri:
             return
         db = sqlite_store_path(self._uri)
-        if db is None:
-            if self._uri.split(":", 1)[0] in ("http", "https") and (
-                problem := server_problem(self._uri)
-            ):
+        if db is None:  # a server answers, or another kind of store: nothing to prepare
+            if problem := tracking_problem(self._uri):
                 raise TrackingUnusable(problem)
             return
         experiment = tracking.get("experiment") or {}

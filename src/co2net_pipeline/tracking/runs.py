@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:  # pandas only for hints: the SQLite path stays free of it
@@ -147,6 +147,17 @@ def sqlite_store_path(tracking_uri: str) -> Path | None:
     return Path(path)
 
 
+def _active_experiment_id(con: sqlite3.Connection, experiment: str, db_path: Path) -> Any:
+    """The id of the active `experiment` in an open SQLite store; a ValueError without one."""
+    rows = con.execute(
+        "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
+        (experiment,),
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"no MLflow experiment '{experiment}' in {db_path} (run `make run` first)")
+    return rows[0][0]
+
+
 def read_sqlite_runs(db_path: str | Path, experiment: str) -> list[RunRecord]:
     """The active runs of `experiment` in a local MLflow SQLite store, newest first.
 
@@ -159,15 +170,7 @@ def read_sqlite_runs(db_path: str | Path, experiment: str) -> list[RunRecord]:
     except sqlite3.Error as exc:
         raise ValueError(f"{db_path}: cannot open the MLflow database ({exc})") from exc
     try:
-        rows = con.execute(
-            "SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
-            (experiment,),
-        ).fetchall()
-        if not rows:
-            raise ValueError(
-                f"no MLflow experiment '{experiment}' in {db_path} (run `make run` first)"
-            )
-        experiment_id = rows[0][0]
+        experiment_id = _active_experiment_id(con, experiment, db_path)
         runs = {
             run_id: RunRecord(
                 run_id, name or "", status, int(start or 0), experiment_id=str(experiment_id)
@@ -212,18 +215,11 @@ def experiment_id(experiment: str, tracking_uri: str) -> str:
     try:
         con = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
         try:
-            rows = con.execute(
-                "SELECT experiment_id FROM experiments "
-                "WHERE name = ? AND lifecycle_stage = 'active'",
-                (experiment,),
-            ).fetchall()
+            return str(_active_experiment_id(con, experiment, db_path))
         finally:
             con.close()
     except sqlite3.Error as exc:
         raise ValueError(f"{db_path}: not a readable MLflow database ({exc})") from exc
-    if not rows:
-        raise ValueError(f"no MLflow experiment '{experiment}' in {db_path} (run `make run` first)")
-    return str(rows[0][0])
 
 
 def _columns(row, prefix: str) -> dict:
